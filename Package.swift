@@ -1,0 +1,98 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+/// swift-gateway: one small interface between web servers and Swift web applications
+/// (the Swift counterpart of Python's WSGI), run behind nginx or Apache over FastCGI or CGI.
+let package = Package(
+    name: "swift-gateway",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "SwiftGateway", targets: ["SwiftGateway"]),
+        .library(name: "Gateway", targets: ["Gateway"]),
+        .library(name: "FastCGI", targets: ["FastCGI"]),
+        .library(name: "FastCGIServer", targets: ["FastCGIServer"]),
+        .library(name: "CGI", targets: ["CGI"]),
+        .library(name: "GatewayTesting", targets: ["GatewayTesting"]),
+        .executable(name: "hello", targets: ["hello"]),
+        .executable(name: "gateway-probe", targets: ["gateway-probe"]),
+        .executable(name: "fcgi-load", targets: ["fcgi-load"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        // Layer 1: the interface itself. No I/O.
+        .target(
+            name: "Gateway",
+            dependencies: [.product(name: "HTTPTypes", package: "swift-http-types")]
+        ),
+        // Layer 2: the FastCGI wire protocol. Pure: no sockets, no event loops.
+        .target(
+            name: "FastCGI",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")]
+        ),
+        // Layer 3: runs an Application for FastCGI connections on SwiftNIO.
+        .target(
+            name: "FastCGIServer",
+            dependencies: [
+                "Gateway", "FastCGI",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // Layer 3': runs an Application once as a CGI/1.1 process. Stdlib only, for start-up speed.
+        .target(name: "CGI", dependencies: ["Gateway"]),
+        // Layer 4: the entry point that picks FastCGI or CGI like libfcgi's FCGX_IsCGI.
+        .target(
+            name: "SwiftGateway",
+            dependencies: [
+                "Gateway", "CGI", "FastCGIServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Test support: one application, four transports.
+        .target(
+            name: "GatewayTesting",
+            dependencies: [
+                "Gateway", "FastCGI", "FastCGIServer", "CGI",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(name: "hello", dependencies: ["SwiftGateway"]),
+        .executableTarget(name: "gateway-probe", dependencies: ["SwiftGateway"]),
+        .executableTarget(
+            name: "fcgi-load",
+            dependencies: [
+                "FastCGI",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "DecoderBenchmark",
+            dependencies: ["FastCGI", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Benchmarks/DecoderBenchmark"
+        ),
+        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "GatewayTesting"]),
+        .testTarget(
+            name: "FastCGITests",
+            dependencies: ["FastCGI", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .testTarget(name: "CGITests", dependencies: ["CGI", "Gateway", "GatewayTesting"]),
+        .testTarget(
+            name: "FastCGIServerTests",
+            dependencies: ["FastCGIServer", "FastCGI", "Gateway", "GatewayTesting"]
+        ),
+        .testTarget(name: "EndToEndTests", dependencies: ["Gateway", "GatewayTesting"]),
+    ]
+)

@@ -1,0 +1,219 @@
+public import HTTPTypes
+
+/// Everything a server tells an application about one request (the WSGI `environ`).
+///
+/// The CGI meta-variables are kept exactly as the web server sent them, in order, in
+/// ``variables``. The gateway's own keys (``input``, ``errors``, ``urlScheme`` …) are typed
+/// properties. The typed views (``method``, ``pathInfo``, ``headers`` …) are computed from the
+/// variables and apply the normalisations described in the specification, so applications
+/// see the same request whichever web server sent it.
+public struct Environ: Sendable {
+    /// The CGI meta-variables as received, minus `HTTP_CONTENT_TYPE` and `HTTP_CONTENT_LENGTH`
+    /// (they duplicate `CONTENT_TYPE`/`CONTENT_LENGTH` and only confuse applications).
+    public let variables: CGIVariables
+    /// The request body (`wsgi.input`), never longer than `CONTENT_LENGTH`.
+    public var input: RequestBody
+    /// The web server's error log (`wsgi.errors`).
+    public var errors: ErrorStream
+    /// The interface version this environ follows.
+    public var version: GatewayVersion
+    /// True when other requests may run concurrently in this process on other threads.
+    public var multithread: Bool
+    /// True when other processes may serve requests of the same application.
+    public var multiprocess: Bool
+    /// True when this process serves one request and exits (CGI).
+    public var runOnce: Bool
+
+    /// Creates an environ; servers call this once per request.
+    public init(
+        variables: CGIVariables,
+        input: RequestBody = .empty,
+        errors: ErrorStream = .discarding,
+        multithread: Bool,
+        multiprocess: Bool,
+        runOnce: Bool
+    ) {
+        self.variables = Environ.removingDuplicateContentHeaders(variables)
+        self.input = input
+        self.errors = errors
+        self.version = .current
+        self.multithread = multithread
+        self.multiprocess = multiprocess
+        self.runOnce = runOnce
+    }
+
+    /// The raw value of a CGI meta-variable, or nil when the server did not send it.
+    public subscript(name: String) -> String? { variables[name] }
+
+    private static func removingDuplicateContentHeaders(_ variables: CGIVariables) -> CGIVariables {
+        var found = false
+        for index in 0..<variables.layout.count / 4 {
+            let length = variables.layout[index * 4 + 1]
+            if length == 17 || length == 19 {
+                let name = variables.name(at: index)
+                if name == "HTTP_CONTENT_TYPE" || name == "HTTP_CONTENT_LENGTH" { found = true }
+            }
+        }
+        guard found else { return variables }
+        return variables.removing { $0 == "HTTP_CONTENT_TYPE" || $0 == "HTTP_CONTENT_LENGTH" }
+    }
+}
+
+/// The version of the gateway interface an environ follows (`wsgi.version`).
+public struct GatewayVersion: Sendable, Hashable, CustomStringConvertible {
+    /// Incompatible changes bump this.
+    public var major: Int
+    /// Compatible additions bump this.
+    public var minor: Int
+    /// The version this library implements.
+    public static let current = GatewayVersion(major: 1, minor: 0)
+    public var description: String { "\(major).\(minor)" }
+}
+
+// MARK: - Typed views
+
+extension Environ {
+    /// `REQUEST_METHOD` as it was sent (`GET` when missing, as CGI implies).
+    public var requestMethod: String { self["REQUEST_METHOD"] ?? "GET" }
+
+    /// The request method, typed; nil when the name is not a valid HTTP token.
+    public var method: HTTPRequest.Method? { HTTPRequest.Method(requestMethod) }
+
+    /// The part of the URL path that selects the application: `SCRIPT_NAME`, with `/` read as ``""``.
+    public var scriptName: String {
+        let raw = self["SCRIPT_NAME"] ?? ""
+        return raw == "/" ? "" : raw
+    }
+
+    /// The rest of the path, inside the application.
+    ///
+    /// `PATH_INFO` when sent. When `SCRIPT_NAME` is `/` it moves here (`/` + `PATH_INFO`'s rest).
+    /// When missing, it is rebuilt from `REQUEST_URI` minus `SCRIPT_NAME` and the query,
+    /// percent-decoded as `PATH_INFO` would be.
+    public var pathInfo: String {
+        let rawScriptName = self["SCRIPT_NAME"] ?? ""
+        if let raw = self["PATH_INFO"] {
+            if rawScriptName == "/" { return raw.hasPrefix("/") ? raw : "/" + raw }
+            return raw
+        }
+        if rawScriptName == "/" { return "/" }
+        guard let uri = self["REQUEST_URI"] else { return "" }
+        let path = PercentDecoding.decode(uri.prefix { $0 != "?" })
+        guard path.hasPrefix(rawScriptName) else { return "" }
+        return String(path.dropFirst(rawScriptName.count))
+    }
+
+    /// The full decoded path: ``scriptName`` followed by ``pathInfo``.
+    public var path: String {
+        let path = scriptName + pathInfo
+        return path.isEmpty ? "/" : path
+    }
+
+    /// `QUERY_STRING`, empty when absent, still percent-encoded.
+    public var queryString: String { self["QUERY_STRING"] ?? "" }
+
+    /// `CONTENT_TYPE`; nil when absent or empty (nginx sends it empty on every GET).
+    public var contentType: String? {
+        guard let value = self["CONTENT_TYPE"], !value.isEmpty else { return nil }
+        return value
+    }
+
+    /// `CONTENT_LENGTH` as a number; nil when absent, empty or not a non-negative decimal.
+    public var contentLength: Int? {
+        guard let value = self["CONTENT_LENGTH"], !value.isEmpty else { return nil }
+        return Int(decimalDigits: value)
+    }
+
+    /// `http` or `https` (`wsgi.url_scheme`).
+    ///
+    /// `https` when `REQUEST_SCHEME` is `https` or `HTTPS` is `on`, `1` or `yes` (any case);
+    /// otherwise `REQUEST_SCHEME` when sent, else `http`.
+    public var urlScheme: String {
+        let scheme = self["REQUEST_SCHEME"]?.lowercased()
+        if scheme == "https" { return "https" }
+        if let https = self["HTTPS"]?.lowercased(), https == "on" || https == "1" || https == "yes" {
+            return "https"
+        }
+        if let scheme, !scheme.isEmpty { return scheme }
+        return "http"
+    }
+
+    /// `SERVER_NAME`.
+    public var serverName: String? { self["SERVER_NAME"] }
+    /// `SERVER_PORT` as a number.
+    public var serverPort: Int? { self["SERVER_PORT"].flatMap { Int(decimalDigits: $0) } }
+    /// `SERVER_PROTOCOL`, e.g. `HTTP/1.1`.
+    public var serverProtocol: String? { self["SERVER_PROTOCOL"] }
+    /// `REMOTE_ADDR`, the client's address as the web server saw it.
+    public var remoteAddress: String? { self["REMOTE_ADDR"] }
+
+    /// The request's headers, rebuilt from the `HTTP_*` variables plus `CONTENT_TYPE` and
+    /// `CONTENT_LENGTH`. Names are lower-cased with `_` turned into `-`, since CGI loses
+    /// the original spelling; names that are not valid HTTP tokens are skipped.
+    public var headers: HTTPFields {
+        var fields = HTTPFields()
+        for index in variables.indices {
+            let name = variables.name(at: index)
+            guard name.hasPrefix("HTTP_"), name.utf8.count > 5 else { continue }
+            var fieldName = ""
+            fieldName.reserveCapacity(name.utf8.count - 5)
+            for character in name.dropFirst(5) {
+                fieldName.append(character == "_" ? "-" : Character(character.lowercased()))
+            }
+            if let fieldName = HTTPField.Name(fieldName) {
+                fields.append(HTTPField(name: fieldName, value: variables.value(at: index)))
+            }
+        }
+        if let contentType { fields[.contentType] = contentType }
+        if let contentLength { fields[.contentLength] = String(contentLength) }
+        return fields
+    }
+}
+
+extension Int {
+    /// Parses ASCII decimal digits only: no sign, no spaces, no overflow.
+    init?(decimalDigits text: String) {
+        guard !text.isEmpty, text.utf8.count <= 18 else { return nil }
+        var value = 0
+        for byte in text.utf8 {
+            guard byte >= 0x30, byte <= 0x39 else { return nil }
+            value = value * 10 + Int(byte - 0x30)
+        }
+        self = value
+    }
+}
+
+/// Percent-decoding for paths (not `+` → space, which is for form data only).
+enum PercentDecoding {
+    static func decode(_ text: Substring) -> String {
+        guard text.utf8.contains(UInt8(ascii: "%")) else { return String(text) }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(text.utf8.count)
+        var iterator = text.utf8.makeIterator()
+        while let byte = iterator.next() {
+            guard byte == UInt8(ascii: "%") else {
+                bytes.append(byte)
+                continue
+            }
+            let high = iterator.next()
+            let low = iterator.next()
+            if let high, let low, let h = hexValue(high), let l = hexValue(low) {
+                bytes.append(h << 4 | l)
+            } else {
+                bytes.append(byte)
+                if let high { bytes.append(high) }
+                if let low { bytes.append(low) }
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+}
