@@ -1,5 +1,9 @@
 @_exported import Gateway
+import ArgumentParser
 import CGI
+import FastCGIServer
+import Logging
+import ServiceLifecycle
 
 #if canImport(Glibc)
 import Glibc
@@ -11,15 +15,83 @@ import Darwin
 
 /// Runs `application` the way this process was started, then exits.
 ///
-/// Like libfcgi's `FCGX_IsCGI`: a listening socket on fd 0 (spawn-fcgi, mod_fcgid,
-/// `cgi-fcgi -start`) or `--socket`/`--port` flags mean FastCGI; otherwise one CGI request.
-/// One binary therefore deploys both ways.
+/// Decides like libfcgi's `FCGX_IsCGI`: `--socket`/`--port` flags, or a listening socket on
+/// fd 0 (spawn-fcgi, Apache mod_fcgid, `cgi-fcgi -start`), mean FastCGI; a `REQUEST_METHOD`
+/// in the environment means one CGI request. One binary therefore deploys both ways.
 public func serve(_ application: some Application) async -> Never {
-    let status = await CGIServer.run(application)
-    exit(status)
+    signal(SIGPIPE, SIG_IGN)
+    let listeningOnStandardInput = ServeMode.isListeningSocket(0)
+    // A CGI request never reads flags: Apache passes parts of a query string as arguments.
+    if !listeningOnStandardInput, getenv("REQUEST_METHOD") != nil {
+        exit(await CGIServer.run(application))
+    }
+    let options: ServeOptions
+    do {
+        options = try ServeOptions.parse(Array(CommandLine.arguments.dropFirst()))
+    } catch {
+        ServeOptions.exit(withError: error)
+    }
+    let address: ListenAddress
+    if let requested = options.requestedAddress {
+        address = requested
+    } else if listeningOnStandardInput {
+        address = .inheritedDescriptor(0)
+    } else {
+        // Neither FastCGI nor a CGI request: let the CGI runner explain how to start the app.
+        exit(await CGIServer.run(application))
+    }
+    exit(await runFastCGI(application, address: address, options: options))
 }
 
-/// Runs the application made from `handler`; see ``serve(_:)-(Application)``.
+/// Runs the application made from `handler`; see ``serve(_:)``.
 public func serve(_ handler: @escaping ClosureApplication.Handler) async -> Never {
     await serve(ClosureApplication(handler))
+}
+
+private func runFastCGI(_ application: some Application, address: ListenAddress, options: ServeOptions) async -> Int32 {
+    let level = Logger.Level(rawValue: options.logLevel) ?? .info
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = level
+        return handler
+    }
+    let logger = Logger(label: "swift-gateway")
+    let server = FastCGIServer(
+        application: application,
+        configuration: .init(
+            address: address,
+            limits: options.limits,
+            allowedPeers: WebServerAllowList(environment("FCGI_WEB_SERVER_ADDRS")),
+            shutdownGracePeriod: .seconds(options.shutdownTimeout),
+            logger: logger
+        )
+    )
+    let group = ServiceGroup(
+        configuration: .init(
+            services: [.init(service: server)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
+        )
+    )
+    do {
+        try await group.run()
+        return 0
+    } catch {
+        logger.critical("\(error)")
+        return 1
+    }
+}
+
+/// How the process was started.
+enum ServeMode {
+    /// True when `descriptor` is a socket that is not connected: a listening socket handed
+    /// over by a process manager (libfcgi's test: `getpeername` fails with `ENOTCONN`).
+    static func isListeningSocket(_ descriptor: Int32) -> Bool {
+        var address = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let result = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(descriptor, $0, &length) }
+        }
+        return result != 0 && errno == ENOTCONN
+    }
 }

@@ -1,1 +1,4 @@
-print("placeholder")
+import SwiftGateway
+
+// gateway-probe: the application of PROBE.md, served over FastCGI (or CGI).
+await serve(ProbeApplication())

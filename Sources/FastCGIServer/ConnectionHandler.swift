@@ -1,0 +1,409 @@
+import FastCGI
+import Gateway
+import Logging
+import NIOCore
+
+/// Serves one FastCGI connection: decodes records, runs a task per request, encodes replies.
+///
+/// All state lives on the connection's event loop. Requests run as tasks whose executor is
+/// that same loop, so their writes land here without locks or hops. Reading pauses while a
+/// request's unread body is over its bound, and response writes wait while the socket is not
+/// writable: memory stays bounded both ways.
+final class ConnectionHandler<App: Application>: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let application: App
+    private let server: ServerState
+    private var logger: Logger
+    private var decoder: RequestDecoder
+    private var requests: [UInt16: InFlightRequest] = [:]
+    private var context: ChannelHandlerContext?
+    private var executor: EventLoopTaskExecutor?
+    /// Request bodies currently over their buffer bound; reading is paused while any is.
+    private var pausingBodies = 0
+    private var readPending = false
+    /// Close once no request is in flight (a request without `FCGI_KEEP_CONN` ended, or shutdown).
+    private var closeWhenIdle = false
+    private var isClosing = false
+    private var writabilityWaiters: [(request: ObjectIdentifier, continuation: CheckedContinuation<Void, any Error>)] =
+        []
+
+    init(application: App, server: ServerState) {
+        self.application = application
+        self.server = server
+        self.logger = server.logger
+        self.decoder = RequestDecoder(
+            limits: DecoderLimits(
+                maxParamsBytes: server.limits.maxParamsBytes,
+                maxParamsPairs: server.limits.maxParamsPairs,
+                maxActiveRequests: server.limits.maxRequestsPerConnection + 1
+            )
+        )
+    }
+
+    // MARK: Channel events
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        self.executor = EventLoopTaskExecutor(eventLoop: context.eventLoop)
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let peer = context.channel.remoteAddress
+        logger[metadataKey: "peer"] = "\(peer.map { "\($0)" } ?? "unix")"
+        if let allowed = server.allowedPeers, !allowed.allows(peer) {
+            logger.warning("closing connection from an address not in FCGI_WEB_SERVER_ADDRS")
+            context.close(promise: nil)
+            return
+        }
+        guard server.register(context.channel) else {
+            logger.warning(
+                "closing connection: \(server.isShuttingDown ? "shutting down" : "connection limit reached")"
+            )
+            context.close(promise: nil)
+            return
+        }
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        server.unregister(context.channel)
+        isClosing = true
+        let interrupted = requests.values
+        requests.removeAll()
+        for request in interrupted {
+            request.isEnded = true
+            request.body.fail(RequestInterruption.connectionClosed)
+            request.task?.cancel()
+            server.releaseRequest()
+        }
+        let waiters = writabilityWaiters
+        writabilityWaiters.removeAll()
+        for waiter in waiters { waiter.continuation.resume(throwing: RequestInterruption.connectionClosed) }
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !isClosing else { return }
+        var buffer = unwrapInboundIn(data)
+        do {
+            while let event = try decoder.next(from: &buffer) {
+                handle(event, context: context)
+                if isClosing { return }
+            }
+        } catch {
+            logger.error("closing FastCGI connection on malformed input: \(error)")
+            closeNow(context: context)
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            let waiters = writabilityWaiters
+            writabilityWaiters.removeAll()
+            for waiter in waiters { waiter.continuation.resume() }
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        switch event {
+        case ChannelEvent.inputClosed:
+            if isClosing {
+                // Draining after our half-close is over: the web server has closed its side.
+                context.close(promise: nil)
+            } else {
+                // The web server has sent all it will; finish what is in flight, then close.
+                closeWhenIdle = true
+                closeIfIdle()
+            }
+        case is GracefulShutdownRequested:
+            closeGracefully()
+        case let idle as IdleStateHandler.IdleStateEvent where idle == .read:
+            if requests.isEmpty {
+                logger.debug("closing idle connection")
+                closeNow(context: context)
+            }
+        default:
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        logger.debug("connection error: \(error)")
+        context.close(promise: nil)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if pausingBodies > 0 {
+            readPending = true
+        } else {
+            context.read()
+        }
+    }
+
+    // MARK: Records
+
+    private func handle(_ event: RequestEvent, context: ChannelHandlerContext) {
+        switch event {
+        case .begin(let id, let role, let keepConnection):
+            begin(id: id, role: role, keepConnection: keepConnection, context: context)
+        case .params(let id, let pairs):
+            guard let request = requests[id], !request.isStarted else { return }
+            start(request, variables: CGIVariables(storage: pairs.storage, layout: pairs.layout), context: context)
+        case .stdin(let id, let bytes):
+            guard let request = requests[id] else { return }
+            if request.body.append(bytes) { pausingBodies += 1 }
+        case .stdinEnd(let id):
+            requests[id]?.body.finish()
+        case .data, .dataEnd:
+            // Filter role is refused at BEGIN_REQUEST, so no request here takes DATA.
+            return
+        case .abort(let id):
+            guard let request = requests[id] else { return }
+            request.task?.cancel()
+            if request.body.fail(RequestInterruption.aborted) { bodyDrained() }
+            resumeWaiters(of: request, throwing: RequestInterruption.aborted)
+            end(request, appStatus: 1, context: context)
+        case .getValues(let names):
+            var buffer = context.channel.allocator.buffer(capacity: 128)
+            ResponseEncoder.writeGetValuesResult(values(for: names), into: &buffer)
+            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+        case .unknownManagementRecord(let type):
+            var buffer = context.channel.allocator.buffer(capacity: 16)
+            ResponseEncoder.writeUnknownType(type, into: &buffer)
+            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+        }
+    }
+
+    private func begin(id: UInt16, role: Role, keepConnection: Bool, context: ChannelHandlerContext) {
+        guard role == .responder || role == .authorizer else {
+            logger.info("refusing request \(id): unknown role \(role.rawValue)")
+            refuse(id: id, status: .unknownRole, keepConnection: keepConnection, context: context)
+            return
+        }
+        guard requests.count < server.limits.maxRequestsPerConnection, server.tryAcquireRequest() else {
+            logger.warning("refusing request \(id): overloaded")
+            refuse(id: id, status: .overloaded, keepConnection: keepConnection, context: context)
+            return
+        }
+        let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let body = StdinBodySource(highWatermark: server.limits.bodyBufferBytes) {
+            loopBoundSelf.eventLoop.execute { loopBoundSelf.value.bodyDrained() }
+        }
+        requests[id] = InFlightRequest(id: id, role: role, keepConnection: keepConnection, body: body)
+    }
+
+    private func refuse(id: UInt16, status: ProtocolStatus, keepConnection: Bool, context: ChannelHandlerContext) {
+        var buffer = context.channel.allocator.buffer(capacity: 16)
+        ResponseEncoder.writeEndRequest(requestID: id, appStatus: 0, protocolStatus: status, into: &buffer)
+        context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+        decoder.endRequest(id)
+        if !keepConnection {
+            closeWhenIdle = true
+            closeIfIdle()
+        }
+    }
+
+    private func values(for names: [String]) -> [(String, String)] {
+        names.compactMap { name in
+            switch name {
+            case "FCGI_MAX_CONNS": (name, String(server.limits.maxConnections))
+            case "FCGI_MAX_REQS": (name, String(server.limits.maxRequests))
+            case "FCGI_MPXS_CONNS": (name, "1")
+            default: nil
+            }
+        }
+    }
+
+    // MARK: Running the application
+
+    private func start(_ request: InFlightRequest, variables: CGIVariables, context: ChannelHandlerContext) {
+        request.isStarted = true
+        let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let loopBoundRequest = NIOLoopBound(request, eventLoop: context.eventLoop)
+        let logger = self.logger
+        let requestID = request.id
+        let errors = ErrorStream { message in
+            logger.warning("application: \(message.dropLast())", metadata: ["request": "\(requestID)"])
+            loopBoundSelf.eventLoop.execute {
+                loopBoundSelf.value.writeStderr(message, request: loopBoundRequest.value)
+            }
+        }
+        let contentLength = Self.contentLength(in: variables)
+        var environ = Environ(
+            variables: variables,
+            input: RequestBody(source: request.body, contentLength: contentLength),
+            errors: errors,
+            multithread: true,
+            multiprocess: false,
+            runOnce: false
+        )
+        let application: any Application
+        if let contentLength, contentLength > server.limits.maxBodyBytes {
+            logger.warning("request \(requestID): body of \(contentLength) bytes over the limit, answering 413")
+            environ.input = .empty
+            application = ClosureApplication { _ in
+                Response.text("Request body too large\n", status: .contentTooLarge)
+            }
+        } else {
+            application = self.application
+        }
+        let executor = self.executor!
+        request.task = Task.immediate(executorPreference: executor) {
+            var output = FastCGIResponseOutput(connection: loopBoundSelf, request: loopBoundRequest)
+            let outcome = await ResponseDriver.run(application, environ: environ, output: &output)
+            loopBoundSelf.value.complete(loopBoundRequest.value, outcome: outcome)
+        }
+    }
+
+    private static func contentLength(in variables: CGIVariables) -> Int? {
+        guard let value = variables["CONTENT_LENGTH"], !value.isEmpty, value.utf8.count <= 18,
+            value.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 })
+        else { return nil }
+        return Int(value)
+    }
+
+    /// Sends response bytes for `request` as `FCGI_STDOUT`; flushes unless more follows at once.
+    func writeStdout(_ head: [UInt8], _ body: [UInt8], request: InFlightRequest, flush: Bool) throws {
+        guard let context, !request.isEnded, !isClosing else {
+            throw request.isEnded ? RequestInterruption.requestEnded : RequestInterruption.connectionClosed
+        }
+        let records = (head.count + body.count) / 65535 + 2
+        var buffer = context.channel.allocator.buffer(capacity: head.count + body.count + records * 16)
+        ResponseEncoder.writeStream(.stdout, requestID: request.id, head: head, body: body, into: &buffer)
+        if flush {
+            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+        } else {
+            context.write(wrapOutboundOut(buffer), promise: nil)
+        }
+    }
+
+    /// Whether the socket takes more bytes now; response writers wait while it does not.
+    var isWritable: Bool { context?.channel.isWritable ?? false }
+
+    /// Suspends a response writer until the socket drains, the request ends or the connection closes.
+    nonisolated(nonsending) func waitUntilWritable(_ request: InFlightRequest) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            if request.isEnded || isClosing {
+                continuation.resume(throwing: RequestInterruption.requestEnded)
+            } else if isWritable {
+                continuation.resume()
+            } else {
+                writabilityWaiters.append((ObjectIdentifier(request), continuation))
+            }
+        }
+    }
+
+    private func writeStderr(_ message: String, request: InFlightRequest) {
+        guard let context, !request.isEnded, !isClosing else { return }
+        var buffer = context.channel.allocator.buffer(capacity: message.utf8.count + 16)
+        ResponseEncoder.writeStream(.stderr, requestID: request.id, bytes: message.utf8, into: &buffer)
+        context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+    }
+
+    /// The application's task finished: end the request unless an abort already did.
+    func complete(_ request: InFlightRequest, outcome: ResponseOutcome) {
+        guard let context, !request.isEnded else { return }
+        let appStatus: UInt32
+        switch outcome {
+        case .completed, .applicationFailed(headSent: false): appStatus = 0
+        case .applicationFailed(headSent: true), .outputFailed: appStatus = 1
+        }
+        end(request, appStatus: appStatus, context: context)
+    }
+
+    /// Ends `request`: stdout terminated, `FCGI_END_REQUEST`, id released for reuse.
+    private func end(_ request: InFlightRequest, appStatus: UInt32, context: ChannelHandlerContext) {
+        guard !request.isEnded else { return }
+        request.isEnded = true
+        var buffer = context.channel.allocator.buffer(capacity: 24)
+        ResponseEncoder.writeStreamEnd(.stdout, requestID: request.id, into: &buffer)
+        ResponseEncoder.writeEndRequest(
+            requestID: request.id,
+            appStatus: appStatus,
+            protocolStatus: .requestComplete,
+            into: &buffer
+        )
+        context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+        if requests[request.id] === request {
+            requests[request.id] = nil
+            decoder.endRequest(request.id)
+        }
+        server.releaseRequest()
+        if request.body.fail(RequestInterruption.requestEnded) { bodyDrained() }
+        if !request.keepConnection { closeWhenIdle = true }
+        closeIfIdle()
+    }
+
+    private func resumeWaiters(of request: InFlightRequest, throwing error: any Error) {
+        let key = ObjectIdentifier(request)
+        guard writabilityWaiters.contains(where: { $0.request == key }) else { return }
+        let resumed = writabilityWaiters.filter { $0.request == key }
+        writabilityWaiters.removeAll { $0.request == key }
+        for waiter in resumed { waiter.continuation.resume(throwing: error) }
+    }
+
+    // MARK: Flow control and closing
+
+    /// A request body that held reading paused has drained (or ended).
+    private func bodyDrained() {
+        pausingBodies -= 1
+        if pausingBodies == 0, readPending, let context {
+            readPending = false
+            context.read()
+        }
+    }
+
+    /// Asks the connection to close once nothing is in flight (graceful shutdown).
+    func closeGracefully() {
+        closeWhenIdle = true
+        closeIfIdle()
+    }
+
+    private func closeIfIdle() {
+        guard closeWhenIdle, requests.isEmpty, !isClosing, let context else { return }
+        isClosing = true
+        // Half-close first, so unread input from the web server is drained instead of
+        // answered with a reset that could cut the response it is still reading.
+        let channel = context.channel
+        context.close(mode: .output).whenComplete { _ in
+            channel.eventLoop.scheduleTask(in: .seconds(5)) { channel.close(promise: nil) }
+        }
+        context.read()
+    }
+
+    private func closeNow(context: ChannelHandlerContext) {
+        isClosing = true
+        context.close(promise: nil)
+    }
+}
+
+/// A request's `ResponseOutput`: response bytes become `FCGI_STDOUT` records on its connection.
+struct FastCGIResponseOutput<App: Application>: ResponseOutput {
+    let connection: NIOLoopBound<ConnectionHandler<App>>
+    let request: NIOLoopBound<InFlightRequest>
+
+    nonisolated(nonsending) mutating func send(head: [UInt8], body: [UInt8], isLast: Bool) async throws {
+        let connection = self.connection
+        let request = self.request
+        guard connection.eventLoop.inEventLoop else {
+            // Only reached when an application moved its writer off the request's executor.
+            try await connection.eventLoop.flatSubmit {
+                do {
+                    try connection.value.writeStdout(head, body, request: request.value, flush: true)
+                    return connection.eventLoop.makeSucceededVoidFuture()
+                } catch {
+                    return connection.eventLoop.makeFailedFuture(error)
+                }
+            }.get()
+            return
+        }
+        try connection.value.writeStdout(head, body, request: request.value, flush: !isLast)
+        if !isLast, !connection.value.isWritable {
+            try await connection.value.waitUntilWritable(request.value)
+        }
+    }
+}

@@ -1,0 +1,26 @@
+/// Bounds on what one server accepts, each enforced before anything is allocated for it.
+///
+/// Every buffer a web server (or an attacker in front of it) can make this process fill has
+/// a limit here, so memory stays flat whatever arrives on the socket.
+public struct ServerLimits: Sendable {
+    /// Bytes of `FCGI_PARAMS` per request (all names and values with their lengths).
+    public var maxParamsBytes: Int = 1 << 20
+    /// Name-value pairs per request.
+    public var maxParamsPairs: Int = 4096
+    /// Requests in flight on one connection; more are answered `FCGI_OVERLOADED`.
+    public var maxRequestsPerConnection: Int = 1024
+    /// Open connections; more are closed at once, with a log line.
+    public var maxConnections: Int = 4096
+    /// Requests in flight in the whole server; more are answered `FCGI_OVERLOADED`.
+    public var maxRequests: Int = 16384
+    /// Request body bytes; a larger `CONTENT_LENGTH` is answered `413` without running the app.
+    public var maxBodyBytes: Int = 1 << 30
+    /// Request body bytes buffered per request while the application does not read them;
+    /// past this the connection stops reading until the application catches up.
+    public var bodyBufferBytes: Int = 256 << 10
+    /// Seconds a connection may stay open with nothing in flight and nothing arriving.
+    public var idleTimeoutSeconds: Int64 = 300
+
+    /// The defaults.
+    public init() {}
+}

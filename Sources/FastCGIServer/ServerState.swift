@@ -1,0 +1,92 @@
+import Logging
+import NIOCore
+import Synchronization
+
+/// What all connections of one server share: configuration, counters and the list of open
+/// connections (for graceful shutdown).
+final class ServerState: Sendable {
+    let limits: ServerLimits
+    let logger: Logger
+    let allowedPeers: WebServerAllowList?
+    private let inFlightRequests = Atomic<Int>(0)
+    private let connections = Mutex<[ObjectIdentifier: any Channel]>([:])
+    private let shuttingDown = Atomic<Bool>(false)
+
+    init(limits: ServerLimits, logger: Logger, allowedPeers: WebServerAllowList?) {
+        self.limits = limits
+        self.logger = logger
+        self.allowedPeers = allowedPeers
+    }
+
+    /// Reserves a slot for one more request; false when the server is at `maxRequests`.
+    func tryAcquireRequest() -> Bool {
+        let (_, new) = inFlightRequests.add(1, ordering: .relaxed)
+        if new > limits.maxRequests {
+            inFlightRequests.subtract(1, ordering: .relaxed)
+            return false
+        }
+        return true
+    }
+
+    func releaseRequest() {
+        inFlightRequests.subtract(1, ordering: .relaxed)
+    }
+
+    var requestsInFlight: Int { inFlightRequests.load(ordering: .relaxed) }
+
+    /// Registers a new connection; false when the server is at `maxConnections` or stopping.
+    func register(_ channel: any Channel) -> Bool {
+        connections.withLock { connections in
+            guard connections.count < limits.maxConnections, !shuttingDown.load(ordering: .relaxed) else {
+                return false
+            }
+            connections[ObjectIdentifier(channel)] = channel
+            return true
+        }
+    }
+
+    func unregister(_ channel: any Channel) {
+        _ = connections.withLock { $0.removeValue(forKey: ObjectIdentifier(channel)) }
+    }
+
+    var connectionCount: Int { connections.withLock { $0.count } }
+
+    /// Marks the server as stopping and returns the open connections, to be closed once idle.
+    func beginShutdown() -> [any Channel] {
+        shuttingDown.store(true, ordering: .relaxed)
+        return connections.withLock { Array($0.values) }
+    }
+
+    var isShuttingDown: Bool { shuttingDown.load(ordering: .relaxed) }
+}
+
+/// `FCGI_WEB_SERVER_ADDRS`: the addresses allowed to connect over TCP (FastCGI §3.2).
+public struct WebServerAllowList: Sendable {
+    /// The allowed addresses, as written (`127.0.0.1`, `::1`).
+    public let addresses: Set<String>
+
+    /// Parses the variable's comma-separated list; nil when it is absent or empty (everyone allowed).
+    public init?(_ value: String?) {
+        guard let value else { return nil }
+        let addresses = value.split(separator: ",").map { $0.trimmingSpaces() }.filter { !$0.isEmpty }
+        guard !addresses.isEmpty else { return nil }
+        self.addresses = Set(addresses)
+    }
+
+    /// Whether `peer` may connect. Unix-socket peers always may: the file mode guards them.
+    public func allows(_ peer: SocketAddress?) -> Bool {
+        switch peer {
+        case .v4, .v6:
+            guard let ip = peer?.ipAddress else { return false }
+            return addresses.contains(ip)
+        default:
+            return true
+        }
+    }
+}
+
+extension Substring {
+    fileprivate func trimmingSpaces() -> String {
+        String(drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
+    }
+}

@@ -1,0 +1,158 @@
+import Gateway
+
+/// The application of PROBE.md: every endpoint the conformance tests and benchmarks call.
+///
+/// Routes on the end of SCRIPT_NAME + PATH_INFO, so it answers the same under any nginx
+/// location prefix (`/bench/hello` is `/hello`).
+struct ProbeApplication: Application {
+    private static let hello = Response(
+        status: .ok,
+        headers: [.contentType: "text/plain"],
+        body: ResponseBody(string: "Hello, world!")
+    )
+    private static let bigChunk = [UInt8](repeating: UInt8(ascii: "x"), count: 64 * 1024)
+
+    nonisolated(nonsending) func respond(to environ: Environ) async throws -> Response {
+        let components = environ.path.split(separator: "/", omittingEmptySubsequences: true)
+        guard let last = components.last else { return .status(.notFound) }
+        if components.count >= 2, components[components.count - 2] == "status" {
+            return status(code: last)
+        }
+        switch last {
+        case "hello": return Self.hello
+        case "echo": return try await echo(environ)
+        case "environ": return try await environment(environ)
+        case "stream": return stream(Query(environ.queryString))
+        case "error": throw ProbeError.requested
+        case "slow": return try await slow(Query(environ.queryString))
+        case "big": return big(Query(environ.queryString))
+        case "count": return try await count(environ)
+        default: return .status(.notFound)
+        }
+    }
+
+    /// The body back, byte for byte. Read in full before answering, so a client that
+    /// writes its whole body before reading the response never deadlocks.
+    private func echo(_ environ: Environ) async throws -> Response {
+        var body: [UInt8] = []
+        if let length = environ.contentLength { body.reserveCapacity(length) }
+        for try await chunk in environ.input {
+            if body.isEmpty { body = chunk } else { body.append(contentsOf: chunk) }
+        }
+        return Response(headers: [.contentType: "application/octet-stream"], body: ResponseBody(bytes: body))
+    }
+
+    private func environment(_ environ: Environ) async throws -> Response {
+        try await environ.input.discard()
+        var json = JSONObjectWriter()
+        for (name, value) in environ.variables { json.add(name, value) }
+        json.add("url_scheme", environ.urlScheme)
+        return Response(headers: [.contentType: "application/json"], body: ResponseBody(string: json.finish()))
+    }
+
+    private func stream(_ query: Query) -> Response {
+        let count = query.integer("n") ?? 1
+        let size = query.integer("size") ?? 1
+        let delay = query.integer("delay_ms") ?? 0
+        let chunk = [UInt8](repeating: UInt8(ascii: "x"), count: size)
+        return Response(
+            headers: [.contentType: "application/octet-stream"],
+            body: ResponseBody(contentLength: count * size) { writer in
+                for index in 0..<count {
+                    if index > 0, delay > 0 { try await Task.sleep(for: .milliseconds(delay)) }
+                    try await writer.write(chunk)
+                }
+            }
+        )
+    }
+
+    private func status(code: Substring) -> Response {
+        guard let value = Int(code), (200...599).contains(value) else { return .status(.notFound) }
+        return .status(.init(code: value))
+    }
+
+    private func slow(_ query: Query) async throws -> Response {
+        try await Task.sleep(for: .milliseconds(query.integer("ms") ?? 0))
+        return Response(headers: [.contentType: "text/plain"], body: ResponseBody(string: "done"))
+    }
+
+    private func big(_ query: Query) -> Response {
+        let total = query.integer("bytes") ?? 64 << 20
+        let chunk = Self.bigChunk
+        return Response(
+            headers: [.contentType: "application/octet-stream"],
+            body: ResponseBody(contentLength: total) { writer in
+                var left = total
+                while left > 0 {
+                    let size = min(left, chunk.count)
+                    try await writer.write(size == chunk.count ? chunk : Array(chunk[..<size]))
+                    left -= size
+                }
+            }
+        )
+    }
+
+    private func count(_ environ: Environ) async throws -> Response {
+        let total = try await environ.input.discard()
+        return Response(headers: [.contentType: "text/plain"], body: ResponseBody(string: String(total)))
+    }
+}
+
+enum ProbeError: Error, CustomStringConvertible {
+    case requested
+    var description: String { "GET /error: the probe's handler throws, as asked" }
+}
+
+/// `application/x-www-form-urlencoded` query parameters, enough for the probe's integers.
+struct Query {
+    private var values: [Substring: Substring] = [:]
+
+    init(_ queryString: String) {
+        for pair in queryString.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            if values[parts[0]] == nil { values[parts[0]] = parts.count > 1 ? parts[1] : "" }
+        }
+    }
+
+    /// A non-negative decimal parameter; nil when absent or malformed.
+    func integer(_ name: Substring) -> Int? {
+        guard let text = values[name], let value = Int(text), value >= 0 else { return nil }
+        return value
+    }
+}
+
+/// Writes a flat JSON object of strings; no Foundation needed.
+struct JSONObjectWriter {
+    private var text = "{"
+    private var isFirst = true
+
+    mutating func add(_ key: String, _ value: String) {
+        if !isFirst { text += "," }
+        isFirst = false
+        append(key)
+        text += ":"
+        append(value)
+    }
+
+    mutating func finish() -> String {
+        text + "}"
+    }
+
+    private mutating func append(_ string: String) {
+        text += "\""
+        for scalar in string.unicodeScalars {
+            switch scalar {
+            case "\"": text += "\\\""
+            case "\\": text += "\\\\"
+            case "\n": text += "\\n"
+            case "\r": text += "\\r"
+            case "\t": text += "\\t"
+            case let control where control.value < 0x20:
+                let hex = String(control.value, radix: 16)
+                text += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: text.unicodeScalars.append(scalar)
+            }
+        }
+        text += "\""
+    }
+}
