@@ -75,31 +75,34 @@ public struct CGIVariables: Sendable, RandomAccessCollection {
         string(offset: layout[position * 4 + 2], length: layout[position * 4 + 3])
     }
 
-    /// The value of the first variable called `name`, or nil when the server did not send it.
+    /// The value of the variable called `name`, or nil when the server did not send it.
+    ///
+    /// When a name was sent twice (nginx sends both when a `fastcgi_param` overrides one from
+    /// `fastcgi_params`), the last one wins, as in PHP-FPM and in a process environment.
     public subscript(name: String) -> String? {
-        guard let position = firstIndex(named: name) else { return nil }
+        guard let position = lastIndex(named: name) else { return nil }
         return value(at: position)
     }
 
     /// Whether the server sent a variable called `name` (possibly with an empty value).
     public func contains(_ name: String) -> Bool {
-        firstIndex(named: name) != nil
+        lastIndex(named: name) != nil
     }
 
-    /// The position of the first variable called `name`; compares bytes, decodes nothing.
-    public func firstIndex(named name: String) -> Int? {
+    /// The position of the last variable called `name`; compares bytes, decodes nothing.
+    public func lastIndex(named name: String) -> Int? {
         var name = name
         return name.withUTF8 { key in
             storage.withUnsafeBufferPointer { bytes in
-                var index = 0
-                while index < layout.count {
+                var index = layout.count - 4
+                while index >= 0 {
                     if Int(layout[index + 1]) == key.count {
                         let start = Int(layout[index])
                         if UnsafeBufferPointer(rebasing: bytes[start..<start + key.count]).elementsEqual(key) {
                             return index / 4
                         }
                     }
-                    index += 4
+                    index -= 4
                 }
                 return nil
             }
