@@ -53,6 +53,7 @@ let package = Package(
             name: "SwiftGateway",
             dependencies: [
                 "Gateway", "CGI", "FastCGIServer",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -69,6 +70,8 @@ let package = Package(
         ),
         .executableTarget(name: "hello", dependencies: ["SwiftGateway"]),
         .executableTarget(name: "gateway-probe", dependencies: ["SwiftGateway"]),
+        // The README's example, compiled so that it stays true (a test compares the two).
+        .executableTarget(name: "readme-example", dependencies: ["SwiftGateway"]),
         .executableTarget(
             name: "fcgi-load",
             dependencies: [

@@ -1,4 +1,5 @@
 @_exported import Gateway
+@_exported import HTTPTypes
 import ArgumentParser
 import CGI
 import FastCGIServer
