@@ -235,3 +235,49 @@ import Testing
         #expect(decoder.streamOffset == wire.count - 3)
     }
 }
+
+/// Many multiplexed requests: the request table switches to its dictionary index and back.
+@Suite struct MultiplexTests {
+    @Test func hundredsOfInterleavedRequests() throws {
+        var random = SplitMix64(seed: 1234)
+        var decoder = RequestDecoder()
+        var active: Set<UInt16> = []
+        var bodies: [UInt16: [UInt8]] = [:]
+        for round in 0..<4000 {
+            var wire: [UInt8] = []
+            let id = UInt16.random(in: 1...200, using: &random)
+            if !active.contains(id) {
+                wire += record(1, id, beginBody(keep: true))
+                active.insert(id)
+            } else {
+                switch Int.random(in: 0...3, using: &random) {
+                case 0:
+                    decoder.endRequest(id)
+                    active.remove(id)
+                    #expect(!decoder.isActive(id))
+                    continue
+                default:
+                    let byte = UInt8(truncatingIfNeeded: round)
+                    wire += record(5, id, [byte])
+                    bodies[id, default: []].append(byte)
+                }
+            }
+            for event in try decode(wire, decoder: &decoder) {
+                switch event {
+                case .begin(let begun, _, _): #expect(begun == id)
+                case .stdin(let got, let chunk):
+                    #expect(got == id)
+                    #expect(array(chunk) == [bodies[id]!.last!])
+                default: Issue.record("unexpected \(event)")
+                }
+            }
+            #expect(decoder.activeRequestCount == active.count)
+        }
+        for id in active { #expect(decoder.isActive(id)) }
+        for id in UInt16(1)...200 where !active.contains(id) { #expect(!decoder.isActive(id)) }
+        // End them all; the table shrinks back to its linear form and still works.
+        for id in active { decoder.endRequest(id) }
+        #expect(decoder.activeRequestCount == 0)
+        #expect(try decode(record(1, 5, beginBody()) + record(5, 5, [1]), decoder: &decoder).count == 2)
+    }
+}
