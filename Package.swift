@@ -86,6 +86,13 @@ let package = Package(
             dependencies: ["FastCGI", .product(name: "NIOCore", package: "swift-nio")],
             path: "Benchmarks/DecoderBenchmark"
         ),
+        // libFuzzer target for the FastCGI decoders (scripts/fuzz); a corpus replayer in normal builds.
+        .executableTarget(
+            name: "FastCGIFuzzer",
+            dependencies: ["FastCGI", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Tests/FastCGIFuzzer",
+            exclude: ["Corpus"]
+        ),
         .testTarget(name: "GatewayTests", dependencies: ["Gateway", "GatewayTesting"]),
         .testTarget(
             name: "FastCGITests",

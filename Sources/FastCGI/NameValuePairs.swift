@@ -124,29 +124,58 @@ struct PairAccumulator: Sendable {
         let maxBytes = min(maxBytes, Int(UInt32.max))
         var cursor = self.cursor
         var pendingEnd = 0
+        var pairCount = layout.count &>> 2
         var layout = self.layout
         self.layout = []
         defer { self.layout = layout }
+        if layout.capacity == 0 {
+            // One allocation covers a typical request (nginx sends 20-40 params).
+            layout.reserveCapacity(min(64, (count &- cursor) &>> 1, maxPairs) &* 4)
+        }
+        let storage = self.storage
         let outcome: Outcome = storage.withUnsafeBufferPointer { bytes in
-            while cursor < count {
-                var index = cursor
-                guard let nameLength = Self.readLength(bytes, &index, count) else { return .ok }
-                if index &+ nameLength > maxBytes { return .tooLarge }
-                guard let valueLength = Self.readLength(bytes, &index, count) else { return .ok }
-                let end = index &+ nameLength &+ valueLength
-                if end > maxBytes { return .tooLarge }
-                if layout.count &>> 2 >= maxPairs { return .tooMany }
-                layout.append(UInt32(truncatingIfNeeded: index))
-                layout.append(UInt32(truncatingIfNeeded: nameLength))
-                layout.append(UInt32(truncatingIfNeeded: index &+ nameLength))
-                layout.append(UInt32(truncatingIfNeeded: valueLength))
-                if end > count {
-                    pendingEnd = end
-                    return .ok
+            // Pairs are collected in a small stack batch and appended to `layout` in bulk.
+            withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 64) { batch in
+                var filled = 0
+                var outcome = Outcome.ok
+                while cursor < count {
+                    var index = cursor
+                    guard let nameLength = Self.readLength(bytes, &index, count) else { break }
+                    if index &+ nameLength > maxBytes {
+                        outcome = .tooLarge
+                        break
+                    }
+                    guard let valueLength = Self.readLength(bytes, &index, count) else { break }
+                    let end = index &+ nameLength &+ valueLength
+                    if end > maxBytes {
+                        outcome = .tooLarge
+                        break
+                    }
+                    if pairCount >= maxPairs {
+                        outcome = .tooMany
+                        break
+                    }
+                    pairCount &+= 1
+                    batch[filled] = UInt32(truncatingIfNeeded: index)
+                    batch[filled &+ 1] = UInt32(truncatingIfNeeded: nameLength)
+                    batch[filled &+ 2] = UInt32(truncatingIfNeeded: index &+ nameLength)
+                    batch[filled &+ 3] = UInt32(truncatingIfNeeded: valueLength)
+                    filled &+= 4
+                    if filled == 64 {
+                        layout.append(contentsOf: UnsafeBufferPointer(rebasing: batch[..<filled]))
+                        filled = 0
+                    }
+                    if end > count {
+                        pendingEnd = end
+                        break
+                    }
+                    cursor = end
                 }
-                cursor = end
+                if filled > 0 {
+                    layout.append(contentsOf: UnsafeBufferPointer(rebasing: batch[..<filled]))
+                }
+                return outcome
             }
-            return .ok
         }
         if pendingEnd != 0 {
             self.pendingEnd = pendingEnd

@@ -38,7 +38,7 @@ public struct RequestDecoder: Sendable {
     private var framer = RecordFramer()
     private var mode = ContentMode.skip
     private var fixedBody = FixedBody()
-    private var requests: [UInt16: RequestState] = [:]
+    private var requests = RequestTable()
     private var scratch: [UInt8] = []
     private var failure: FastCGIError?
 
@@ -55,14 +55,15 @@ public struct RequestDecoder: Sendable {
 
     /// Whether `requestID` is active (begun and not yet ended with `endRequest`).
     public func isActive(_ requestID: UInt16) -> Bool {
-        requests[requestID] != nil
+        requests.find(requestID) != nil
     }
 
     /// The application side sent END_REQUEST for `requestID`: it becomes inactive (records for it
     /// are ignored from now on, §3.3) and may be reused by a later BEGIN_REQUEST. Unknown ids are
     /// ignored.
     public mutating func endRequest(_ requestID: UInt16) {
-        guard requests.removeValue(forKey: requestID) != nil else { return }
+        guard let position = requests.find(requestID) else { return }
+        requests.remove(at: position)
         if framer.inRecord, framer.requestID == requestID, mode != .getValues {
             mode = .skip
         }
@@ -122,39 +123,39 @@ public struct RequestDecoder: Sendable {
             mode = .begin
             return nil
         case RecordType.params.rawValue:
-            guard let index = requests.index(forKey: id) else { return nil }
-            if requests.values[index].paramsEnded { return nil }
+            guard let index = requests.find(id) else { return nil }
+            if requests.states[index].paramsEnded { return nil }
             if length == 0 {
-                guard requests.values[index].params.isComplete else {
+                guard requests.states[index].params.isComplete else {
                     throw framer.error(.malformedNameValuePair)
                 }
-                requests.values[index].paramsEnded = true
-                return .params(requestID: id, requests.values[index].params.take())
+                requests.states[index].paramsEnded = true
+                return .params(requestID: id, requests.states[index].params.take())
             }
-            if requests.values[index].params.storage.count &+ length > limits.maxParamsBytes {
+            if requests.states[index].params.storage.count &+ length > limits.maxParamsBytes {
                 throw framer.error(.paramsTooLarge)
             }
             mode = .params
             return nil
         case RecordType.stdin.rawValue:
-            guard let index = requests.index(forKey: id), !requests.values[index].stdinEnded else { return nil }
+            guard let index = requests.find(id), !requests.states[index].stdinEnded else { return nil }
             if length == 0 {
-                requests.values[index].stdinEnded = true
+                requests.states[index].stdinEnded = true
                 return .stdinEnd(requestID: id)
             }
             mode = .stdin
             return nil
         case RecordType.data.rawValue:
-            guard let index = requests.index(forKey: id), !requests.values[index].dataEnded else { return nil }
+            guard let index = requests.find(id), !requests.states[index].dataEnded else { return nil }
             if length == 0 {
-                requests.values[index].dataEnded = true
+                requests.states[index].dataEnded = true
                 return .dataEnd(requestID: id)
             }
             mode = .data
             return nil
         case RecordType.abortRequest.rawValue:
-            guard let index = requests.index(forKey: id), !requests.values[index].aborted else { return nil }
-            requests.values[index].aborted = true
+            guard let index = requests.find(id), !requests.states[index].aborted else { return nil }
+            requests.states[index].aborted = true
             return .abort(requestID: id)
         default:
             return nil
@@ -200,28 +201,32 @@ public struct RequestDecoder: Sendable {
         let id = framer.requestID
         let maxBytes = limits.maxParamsBytes
         let maxPairs = limits.maxParamsPairs
-        let outcome = buffer.withUnsafeReadableBytes { bytes in
-            requests[id]?.params.append(
-                UnsafeRawBufferPointer(rebasing: bytes[..<count]),
-                maxBytes: maxBytes,
-                maxPairs: maxPairs
-            )
+        guard let position = requests.find(id) else {
+            framer.skipContent(&buffer)
+            return
         }
+        // Work on a local accumulator so the closure below does not capture `self`.
+        var params = PairAccumulator()
+        swap(&params, &requests.states[position].params)
+        let outcome = buffer.withUnsafeReadableBytes { bytes in
+            params.append(UnsafeRawBufferPointer(rebasing: bytes[..<count]), maxBytes: maxBytes, maxPairs: maxPairs)
+        }
+        swap(&params, &requests.states[position].params)
         buffer.moveReaderIndex(forwardBy: count)
         framer.contentRemaining &-= count
         framer.streamOffset &+= count
         switch outcome {
         case .tooLarge: throw framer.error(.paramsTooLarge)
         case .tooMany: throw framer.error(.tooManyParams)
-        case .ok, nil: return
+        case .ok: return
         }
     }
 
     private mutating func begin(_ body: UInt64) throws(FastCGIError) -> RequestEvent {
         let id = framer.requestID
-        guard requests[id] == nil else { throw framer.error(.duplicateBeginRequest) }
+        guard requests.find(id) == nil else { throw framer.error(.duplicateBeginRequest) }
         guard requests.count < limits.maxActiveRequests else { throw framer.error(.tooManyActiveRequests) }
-        requests[id] = RequestState()
+        requests.insert(id)
         let role = Role(rawValue: UInt16(truncatingIfNeeded: body &>> 48))
         let flags = UInt8(truncatingIfNeeded: body &>> 40)
         return .begin(requestID: id, role: role, keepConnection: flags & 1 != 0)

@@ -11,7 +11,9 @@ public enum RequestEvent: Sendable, Equatable {
     /// The complete PARAMS stream, reported when its empty terminating record arrives.
     case params(requestID: UInt16, NameValuePairs)
     /// Request body bytes: non-empty, a slice of the caller's buffer (not a copy), reported as
-    /// soon as they arrive, even mid-record.
+    /// soon as they arrive, even mid-record. (NIO's `ByteBuffer` can only slice without copying
+    /// below a 16 MiB offset into its storage; channel reads are far smaller, so in a server this
+    /// is always zero-copy.)
     case stdin(requestID: UInt16, ByteBuffer)
     /// The empty STDIN record: end of the request body. Reported once.
     case stdinEnd(requestID: UInt16)
