@@ -191,8 +191,12 @@ public enum ApacheCGI {
                 \(user)
                 LoadModule mpm_event_module \(modules)/mod_mpm_event.so
                 LoadModule authz_core_module \(modules)/mod_authz_core.so
+                <IfModule !unixd_module>
                 LoadModule unixd_module \(modules)/mod_unixd.so
+                </IfModule>
+                <IfModule !log_config_module>
                 LoadModule log_config_module \(modules)/mod_log_config.so
+                </IfModule>
                 LoadModule mime_module \(modules)/mod_mime.so
                 LoadModule alias_module \(modules)/mod_alias.so
                 LoadModule env_module \(modules)/mod_env.so
