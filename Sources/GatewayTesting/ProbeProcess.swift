@@ -119,6 +119,17 @@ public final class FastCGIAppProcess: Sendable {
         await process.stop(signal: SIGTERM, timeout: timeout)
     }
 
+    /// Sends `signal` to the running instance without waiting for it to exit.
+    public func send(signal: Int32) {
+        let pid = self.pid
+        if pid > 0, isRunning { Glibc.kill(pid, signal) }
+    }
+
+    /// Waits up to `timeout` for the running instance to exit; whether it did.
+    public func waitForExit(timeout: Duration) async -> Bool {
+        await poll(timeout: timeout) { !isRunning }
+    }
+
     /// SIGKILL, as a crash would end it; the socket file stays behind.
     public func kill() async {
         guard let process = current.withLock({ $0 }) else { return }

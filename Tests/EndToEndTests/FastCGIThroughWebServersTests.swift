@@ -307,4 +307,40 @@ struct FastCGIThroughWebServers {
             #expect(signs.isEmpty, "the app's log shows \(signs)")
         }
     }
+
+    @Test(
+        "a new instance started while the old one drains keeps serving after the old one exits",
+        arguments: [FastCGIDeployment.apache, .nginxKeepAlive]
+    )
+    func overlappingRestart(_ deployment: FastCGIDeployment) async throws {
+        try await FastCGISetup.with(deployment) { setup in
+            let port = setup.port
+            let socket = setup.app.socketPath
+            // Leaves kept FastCGI connections open in the web server, which the old instance drains.
+            for _ in 0..<4 { #expect(try await send(port: port, "GET", "/hello").status == 200) }
+            let executable = setup.app.executable
+            setup.app.send(signal: SIGTERM)
+            let listenerClosed = await poll(timeout: .seconds(10)) { !UnixSocketProbe.accepts(socket) }
+            #expect(listenerClosed, "the old instance still accepts connections after SIGTERM")
+            try await FastCGIAppProcess.with({
+                try await FastCGIAppProcess.start(
+                    executable,
+                    socketPath: socket,
+                    extraArguments: deployment.appArguments,
+                    logFile: setup.socketDirectory.path + "/successor.log"
+                )
+            }) { successor in
+                let exited = await setup.app.waitForExit(timeout: .seconds(15))
+                #expect(exited, "the old instance did not exit")
+                #expect(
+                    FileManager.default.fileExists(atPath: socket),
+                    "the old instance removed its successor's socket"
+                )
+                var statuses: [Int] = []
+                for _ in 0..<5 { statuses.append(try await send(port: port, "GET", "/hello").status) }
+                #expect(statuses == [200, 200, 200, 200, 200], "after the old instance exited: \(statuses)")
+                #expect(crashSigns(in: successor.log).isEmpty)
+            }
+        }
+    }
 }
