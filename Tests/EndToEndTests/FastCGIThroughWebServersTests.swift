@@ -275,6 +275,8 @@ struct FastCGIThroughWebServers {
             #expect(setup.app.isRunning, "the app died")
             let signs = crashSigns(in: setup.app.log)
             #expect(signs.isEmpty, "the app's log shows \(signs)")
+            // A request cancelled because its client left is not reported as an application error.
+            #expect(!setup.app.log.contains("application error"), "\(setup.app.logTail)")
             if let memory = setup.app.memory {
                 reportFigure(
                     "\(deployment.testDescription): after 3 abandoned 1 GiB downloads VmRSS \(memory.resident >> 20) MiB"
