@@ -16,6 +16,7 @@ let package = Package(
         .executable(name: "hello", targets: ["hello"]),
         .executable(name: "gateway-probe", targets: ["gateway-probe"]),
         .executable(name: "fcgi-load", targets: ["fcgi-load"]),
+        .executable(name: "authorizer-example", targets: ["authorizer-example"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -70,6 +71,8 @@ let package = Package(
         ),
         .executableTarget(name: "hello", dependencies: ["SwiftGateway"]),
         .executableTarget(name: "gateway-probe", dependencies: ["SwiftGateway"]),
+        // A FastCGI Authorizer for Apache mod_authnz_fcgi (apache/authorizer.conf).
+        .executableTarget(name: "authorizer-example", dependencies: ["SwiftGateway"]),
         // The README's example, compiled so that it stays true (a test compares the two).
         .executableTarget(name: "readme-example", dependencies: ["SwiftGateway"]),
         .executableTarget(

@@ -1,4 +1,240 @@
-import Gateway
+public import Gateway
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Runs an ``Application`` once as a CGI/1.1 process (RFC 3875).
+///
+/// The process environment becomes the ``Environ``'s variables (in environment order),
+/// standard input the request body (never read past `CONTENT_LENGTH`; no `CONTENT_LENGTH`
+/// means no body), standard error the error log, and the response goes to standard output
+/// as a CGI response (`Status:` line, headers, blank line, body) through ``ResponseDriver``,
+/// written with `write(2)` as the application produces it: nothing is buffered in between.
+///
+/// Everything runs on the caller's executor: no task is created, so a CGI process never
+/// starts the global executor's threads. This module uses the C library only (no
+/// Foundation), which keeps start-up near a C program's.
 public enum CGIServer {
-    nonisolated(nonsending) public static func run(_ application: some Application) async -> Int32 { 2 }
+    /// Serves the one request this process was started for and returns the exit status.
+    ///
+    /// Returns 0 when a response was sent, including the `500` sent for an application that
+    /// threw before its response began; 1 when the response was cut short (the application
+    /// threw while streaming) or standard output failed (the web server went away); 2 when
+    /// the process was started by hand from a terminal (no `REQUEST_METHOD`, standard input
+    /// a terminal), after printing how to run it. `SIGPIPE` is ignored so a closed standard
+    /// output shows up as a write error instead of killing the process.
+    nonisolated(nonsending) public static func run(_ application: some Application) async -> Int32 {
+        if getenv("REQUEST_METHOD") == nil, isatty(0) != 0 {
+            let name = CommandLine.arguments.first ?? "app"
+            writeAll(2, Array(usage(programName: name).utf8))
+            return 2
+        }
+        return await run(application, variables: processEnvironment())
+    }
+
+    /// Serves one request with explicit variables and file descriptors: what ``run(_:)`` does
+    /// after reading its environment, for tests and for programs that prepare their own.
+    nonisolated(nonsending) public static func run(
+        _ application: some Application,
+        variables: CGIVariables,
+        input: Int32 = 0,
+        output: Int32 = 1,
+        error: Int32 = 2
+    ) async -> Int32 {
+        signal(SIGPIPE, SIG_IGN)
+        let errors = ErrorStream { message in writeAll(error, Array(message.utf8)) }
+        var environ = Environ(
+            variables: variables,
+            errors: errors,
+            multithread: false,
+            multiprocess: true,
+            runOnce: true
+        )
+        if let length = environ.contentLength, length > 0 {
+            environ.input = RequestBody(source: DescriptorBodySource(fd: input, length: length), contentLength: length)
+        }
+        var writer = DescriptorOutput(fd: output)
+        switch await ResponseDriver.run(application, environ: environ, output: &writer) {
+        case .completed, .applicationFailed(headSent: false):
+            return 0
+        case .applicationFailed(headSent: true):
+            return 1
+        case .outputFailed:
+            errors.write("swift-gateway: could not write the response to standard output: \(errorName(writer.failure))")
+            return 1
+        }
+    }
+
+    /// The short help printed when the program is started from a terminal.
+    public static func usage(programName: String) -> String {
+        """
+        \(programName): a web application speaking CGI and FastCGI; it answers requests from a web server.
+          CGI:      let Apache (mod_cgid: ScriptAlias /app \(programName)) or nginx + fcgiwrap run it per request.
+          FastCGI:  spawn-fcgi -s /run/app.sock -- \(programName), or \(programName) --socket /run/app.sock,
+                    then point nginx's fastcgi_pass or Apache's mod_proxy_fcgi at the socket.
+          To try one request by hand: REQUEST_METHOD=GET PATH_INFO=/ \(programName) < /dev/null
+
+        """
+    }
+
+    /// The process environment as CGI variables, in order, without decoding anything.
+    static func processEnvironment() -> CGIVariables {
+        var storage: [UInt8] = []
+        var layout: [UInt32] = []
+        storage.reserveCapacity(4096)
+        var entry: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> = environ
+        while let pointer = entry.pointee {
+            let length = strlen(pointer)
+            pointer.withMemoryRebound(to: UInt8.self, capacity: length) { bytes in
+                let buffer = UnsafeBufferPointer(start: bytes, count: length)
+                guard let equals = buffer.firstIndex(of: UInt8(ascii: "=")), equals > 0 else { return }
+                let start = UInt32(storage.count)
+                storage.append(contentsOf: buffer)
+                layout.append(start)
+                layout.append(UInt32(equals))
+                layout.append(start + UInt32(equals) + 1)
+                layout.append(UInt32(length - equals - 1))
+            }
+            entry += 1
+        }
+        return CGIVariables(storage: storage, layout: layout)
+    }
+}
+
+/// Thrown while reading the request body when standard input fails or ends before
+/// `CONTENT_LENGTH` bytes arrived (the client went away during an upload).
+public struct CGIInputError: Error, CustomStringConvertible {
+    /// How many body bytes arrived.
+    public let received: Int
+    /// How many `CONTENT_LENGTH` announced.
+    public let expected: Int
+    /// The `errno` of a failed read, or nil when standard input simply ended.
+    public let errorNumber: Int32?
+
+    public var description: String {
+        let reason = errorNumber.map { "read failed: \(errorName($0))" } ?? "standard input ended"
+        return "request body incomplete, \(reason) after \(received) of \(expected) bytes"
+    }
+}
+
+/// Reads the request body from a file descriptor in chunks of up to 64 KiB, never asking
+/// for more than the bytes `CONTENT_LENGTH` announced (so it never blocks on data that will
+/// not come).
+final class DescriptorBodySource: RequestBodySource, @unchecked Sendable {
+    // Only the one task serving the request reads the body, one chunk at a time.
+    private let fd: Int32
+    private let length: Int
+    private var received = 0
+
+    init(fd: Int32, length: Int) {
+        self.fd = fd
+        self.length = length
+    }
+
+    nonisolated(nonsending) func read() async throws -> [UInt8]? {
+        let wanted = min(65536, length - received)
+        guard wanted > 0 else { return nil }
+        let fd = self.fd
+        var failure: Int32 = 0
+        let chunk = [UInt8](unsafeUninitializedCapacity: wanted) { buffer, count in
+            while true {
+                let result = readDescriptor(fd, buffer.baseAddress, wanted)
+                if result >= 0 {
+                    count = result
+                    return
+                }
+                if errno != EINTR {
+                    failure = errno
+                    count = 0
+                    return
+                }
+            }
+        }
+        guard failure == 0, !chunk.isEmpty else {
+            throw CGIInputError(received: received, expected: length, errorNumber: failure == 0 ? nil : failure)
+        }
+        received += chunk.count
+        return chunk
+    }
+}
+
+/// Writes the CGI response to a file descriptor (standard output) as it comes: head and
+/// body go out together in one `writev(2)` when possible, partial writes and `EINTR` are
+/// retried, nothing is buffered.
+struct DescriptorOutput: ResponseOutput {
+    let fd: Int32
+    /// The `errno` of the write that failed.
+    var failure: Int32 = 0
+
+    nonisolated(nonsending) mutating func send(head: [UInt8], body: [UInt8], isLast: Bool) async throws {
+        let result = head.withUnsafeBytes { head in
+            body.withUnsafeBytes { body in writeAll(fd, head, body) }
+        }
+        if result != 0 {
+            failure = result
+            throw CGIOutputError(errorNumber: result)
+        }
+    }
+}
+
+/// Thrown by the response writer when standard output fails (usually `EPIPE`: the web
+/// server closed the pipe because the client went away).
+struct CGIOutputError: Error, CustomStringConvertible {
+    let errorNumber: Int32
+    var description: String { "write to standard output failed: \(errorName(errorNumber))" }
+}
+
+/// Writes all of `bytes`; returns 0 or the `errno` that stopped it.
+@discardableResult
+func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Int32 {
+    bytes.withUnsafeBytes { writeAll(fd, $0, UnsafeRawBufferPointer(start: nil, count: 0)) }
+}
+
+/// Writes `first` then `second` with `writev(2)`, retrying partial writes and `EINTR`;
+/// returns 0 or the `errno` that stopped it.
+func writeAll(_ fd: Int32, _ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) -> Int32 {
+    var firstLeft = first.count
+    var secondLeft = second.count
+    while firstLeft + secondLeft > 0 {
+        var vectors = (
+            iovec(
+                iov_base: UnsafeMutableRawPointer(mutating: first.baseAddress.map { $0 + (first.count - firstLeft) }),
+                iov_len: firstLeft
+            ),
+            iovec(
+                iov_base: UnsafeMutableRawPointer(
+                    mutating: second.baseAddress.map { $0 + (second.count - secondLeft) }
+                ),
+                iov_len: secondLeft
+            )
+        )
+        let written = withUnsafeMutablePointer(to: &vectors) { pointer in
+            pointer.withMemoryRebound(to: iovec.self, capacity: 2) { vector in
+                firstLeft == 0 ? writev(fd, vector + 1, 1) : writev(fd, vector, secondLeft == 0 ? 1 : 2)
+            }
+        }
+        if written < 0 {
+            if errno == EINTR { continue }
+            return errno
+        }
+        let fromFirst = min(written, firstLeft)
+        firstLeft -= fromFirst
+        secondLeft -= written - fromFirst
+    }
+    return 0
+}
+
+/// `read(2)`, named apart from ``RequestBodySource/read()``.
+private func readDescriptor(_ fd: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int) -> Int {
+    read(fd, buffer, count)
+}
+
+func errorName(_ number: Int32) -> String {
+    guard let message = strerror(number) else { return "errno \(number)" }
+    return "\(String(cString: message)) (errno \(number))"
 }

@@ -227,6 +227,13 @@ final class ConnectionHandler<App: Application>: ChannelDuplexHandler, Removable
         let logger = self.logger
         let requestID = request.id
         let errors = ErrorStream { message in
+            if Task.isCancelled {
+                // The web server aborted the request or closed the connection (its client went
+                // away): what is reported now is that cancellation, not a fault of the app, and
+                // nobody is left to receive FCGI_STDERR.
+                logger.debug("request cancelled: \(message.dropLast())", metadata: ["request": "\(requestID)"])
+                return
+            }
             logger.warning("application: \(message.dropLast())", metadata: ["request": "\(requestID)"])
             loopBoundSelf.eventLoop.execute {
                 loopBoundSelf.value.writeStderr(message, request: loopBoundRequest.value)

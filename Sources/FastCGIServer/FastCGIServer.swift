@@ -79,6 +79,9 @@ public struct FastCGIServer<App: Application>: Service {
             allowedPeers: configuration.allowedPeers
         )
         let serverChannel = try await bind(state: state)
+        // The socket file this server created, so that it removes that one and no other.
+        var socketFile: UnixSocketFile.Identity?
+        if case .unix(let path, _) = configuration.address { socketFile = UnixSocketFile.identity(of: path) }
         logger.info("FastCGI server listening on \(configuration.address)")
         onListening(serverChannel.localAddress)
 
@@ -88,10 +91,13 @@ public struct FastCGIServer<App: Application>: Service {
             serverChannel.close(promise: nil)
         }
         try? await serverChannel.close()
-        await drain(state: state)
-        if case .unix(let path, _) = configuration.address {
-            unlink(path)
+        // Remove the socket file as soon as nothing listens on it, before draining: a new
+        // instance may bind the same path while this one finishes its requests, and its file
+        // must survive this one's exit.
+        if case .unix(let path, _) = configuration.address, let socketFile {
+            UnixSocketFile.remove(path, ifStill: socketFile)
         }
+        await drain(state: state)
         logger.info("FastCGI server stopped")
     }
 
@@ -166,6 +172,24 @@ enum UnixSocketFile {
 
     struct PermissionError: Error, CustomStringConvertible {
         let description: String
+    }
+
+    /// Which file a path named: device and inode.
+    struct Identity: Equatable {
+        let device: UInt64
+        let inode: UInt64
+    }
+
+    static func identity(of path: String) -> Identity? {
+        var status = stat()
+        guard lstat(path, &status) == 0 else { return nil }
+        return Identity(device: UInt64(status.st_dev), inode: UInt64(status.st_ino))
+    }
+
+    /// Unlinks `path` if it is still the file `identity` names (not one a successor bound since).
+    static func remove(_ path: String, ifStill identity: Identity) {
+        guard Self.identity(of: path) == identity else { return }
+        unlink(path)
     }
 
     /// Removes a socket file left by a dead server; refuses when a server still answers on it.

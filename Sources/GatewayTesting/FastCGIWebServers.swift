@@ -1,0 +1,260 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// The configuration snippets the repository ships for users (`nginx/*.conf`, `apache/*.conf`),
+/// loaded as the end-to-end tests use them: unchanged except for the socket directory.
+public enum ShippedConfig {
+    /// The directory every shipped snippet puts its sockets in; tests replace it with their own.
+    public static let socketDirectory = "/run/swift-gateway/"
+
+    /// The repository's root directory (found from this source file's path).
+    public static func repositoryRoot(filePath: String = #filePath) -> String {
+        var url = URL(fileURLWithPath: filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path
+    }
+
+    /// The snippet at `relativePath` (e.g. `nginx/fastcgi-unix.conf`) with its socket directory
+    /// replaced by `socketDirectory` and any other `replacements` applied.
+    public static func load(
+        _ relativePath: String,
+        socketDirectory: String,
+        replacements: [(String, String)] = []
+    ) throws -> String {
+        let path = repositoryRoot() + "/" + relativePath
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw TransportError("cannot read the shipped configuration \(path)")
+        }
+        var text = String(decoding: data, as: UTF8.self)
+        guard text.contains(Self.socketDirectory) || !replacements.isEmpty else {
+            throw TransportError("\(relativePath) no longer mentions \(Self.socketDirectory): update the tests")
+        }
+        text = text.replacingOccurrences(
+            of: Self.socketDirectory,
+            with: socketDirectory.hasSuffix("/") ? socketDirectory : socketDirectory + "/"
+        )
+        for (old, new) in replacements {
+            guard text.contains(old) else { throw TransportError("\(relativePath) no longer contains \(old)") }
+            text = text.replacingOccurrences(of: old, with: new)
+        }
+        return text
+    }
+
+    /// Splits an nginx snippet the way its comments tell users to: `upstream { … }` blocks go
+    /// in the `http` context, everything else (the `location`s) in a `server`.
+    public static func splitNginx(_ text: String) -> (http: String, server: String) {
+        var http = ""
+        var server = ""
+        var depth = 0
+        var inUpstream = false
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            let trimmed = line.drop { $0 == " " || $0 == "\t" }
+            if !inUpstream, depth == 0, trimmed.hasPrefix("upstream ") { inUpstream = true }
+            if !trimmed.hasPrefix("#") {
+                for character in line {
+                    if character == "{" { depth += 1 }
+                    if character == "}" { depth -= 1 }
+                }
+            }
+            if inUpstream {
+                http += line + "\n"
+                if depth == 0 { inUpstream = false }
+            } else {
+                server += line + "\n"
+            }
+        }
+        return (http, server)
+    }
+}
+
+/// nginx speaking FastCGI to an application the tests started, from a generated nginx.conf.
+public enum NginxFastCGI {
+    /// Starts nginx (one worker, `daemon off`) in a temporary prefix on a free loopback port,
+    /// with `httpContext` in its `http` block and `serverContext` in its one `server` block.
+    /// `include fastcgi_params;` works: the system's file is copied next to nginx.conf.
+    public static func start(
+        name: String,
+        httpContext: String = "",
+        serverContext: String,
+        timeout: Duration = .seconds(20)
+    ) async throws -> WebServerInstance {
+        let nginx = try RequiredTool.locate("nginx")
+        let directory = try TemporaryDirectory(prefix: "swift-gateway-nginx-fcgi-")
+        do {
+            let port = try PortAllocator.freePort()
+            let prefix = directory.path
+            for name in ["htdocs", "tmp", "logs"] { try directory.makeDirectory(name) }
+            let systemParams = "/etc/nginx/fastcgi_params"
+            guard let params = FileManager.default.contents(atPath: systemParams) else {
+                throw TransportError("\(systemParams) is missing; install nginx with scripts/install-deps")
+            }
+            try directory.write("fastcgi_params", String(decoding: params, as: UTF8.self))
+            try directory.write(
+                "nginx.conf",
+                """
+                \(RequiredTool.isRoot ? "user root root;" : "")
+                worker_processes 1;
+                daemon off;
+                pid \(prefix)/nginx.pid;
+                error_log \(prefix)/error.log warn;
+                events { worker_connections 1024; }
+                http {
+                    access_log off;
+                    client_max_body_size 1g;
+                    client_body_temp_path \(prefix)/tmp/client_body;
+                    fastcgi_temp_path \(prefix)/tmp/fastcgi;
+                    proxy_temp_path \(prefix)/tmp/proxy;
+                    uwsgi_temp_path \(prefix)/tmp/uwsgi;
+                    scgi_temp_path \(prefix)/tmp/scgi;
+                    fastcgi_read_timeout 60s;
+                \(httpContext)
+                    server {
+                        listen 127.0.0.1:\(port);
+                        server_name localhost;
+                        root \(prefix)/htdocs;
+                \(serverContext)
+                    }
+                }
+
+                """
+            )
+            let process = try ProcessRunner.start(
+                nginx,
+                arguments: ["-p", prefix + "/", "-c", prefix + "/nginx.conf", "-e", prefix + "/error.log"],
+                logFile: prefix + "/stdout.log"
+            )
+            let server = WebServerInstance(
+                name: name,
+                port: port,
+                directory: directory,
+                processes: [process],
+                errorLogName: "error.log"
+            )
+            do {
+                try await WebServerInstance.waitUntilReady(
+                    port: port,
+                    processes: [process],
+                    directory: directory,
+                    errorLogName: "error.log",
+                    timeout: timeout
+                )
+            } catch {
+                await server.stop()
+                throw error
+            }
+            return server
+        } catch {
+            directory.remove()
+            throw error
+        }
+    }
+}
+
+/// Apache httpd (mpm_event) with mod_proxy_fcgi and mod_authnz_fcgi, from a generated httpd.conf.
+public enum ApacheFastCGI {
+    /// The group Apache's workers run as when the tests run as root (nil otherwise): give the
+    /// application's socket to it (`--socket-group`), as `apache/proxy-fcgi.conf` tells users to.
+    public static var workerGroup: String? { RequiredTool.isRoot ? "nogroup" : nil }
+
+    /// Starts Apache in a temporary ServerRoot on a free loopback port with `serverContext`
+    /// appended to its configuration. `htdocs` (the DocumentRoot) gets `files` (path → contents).
+    public static func start(
+        name: String,
+        serverContext: String,
+        files: [String: String] = [:],
+        timeout: Duration = .seconds(20)
+    ) async throws -> WebServerInstance {
+        let apache = try RequiredTool.locate("apache2")
+        let modules = "/usr/lib/apache2/modules"
+        for module in ["mod_proxy.so", "mod_proxy_fcgi.so", "mod_authnz_fcgi.so"]
+        where !FileManager.default.fileExists(atPath: modules + "/" + module) {
+            throw TransportError("\(modules)/\(module) is missing; run scripts/install-deps apache2")
+        }
+        let directory = try TemporaryDirectory(prefix: "swift-gateway-apache-fcgi-")
+        do {
+            let port = try PortAllocator.freePort()
+            let prefix = directory.path
+            try directory.makeDirectory("htdocs")
+            for (path, contents) in files { try directory.write("htdocs/" + path, contents) }
+            try directory.write("mime.types", "text/plain txt\ntext/html html\n")
+            let user = RequiredTool.isRoot ? "User nobody\nGroup \(workerGroup ?? "nogroup")\n" : ""
+            try directory.write(
+                "httpd.conf",
+                """
+                ServerRoot "\(prefix)"
+                ServerName 127.0.0.1
+                Listen 127.0.0.1:\(port)
+                PidFile "\(prefix)/httpd.pid"
+                DefaultRuntimeDir "\(prefix)"
+                ErrorLog "\(prefix)/error.log"
+                LogLevel warn
+                \(user)
+                LoadModule mpm_event_module \(modules)/mod_mpm_event.so
+                LoadModule authn_core_module \(modules)/mod_authn_core.so
+                LoadModule authz_core_module \(modules)/mod_authz_core.so
+                LoadModule authz_user_module \(modules)/mod_authz_user.so
+                LoadModule authz_host_module \(modules)/mod_authz_host.so
+                LoadModule mime_module \(modules)/mod_mime.so
+                LoadModule env_module \(modules)/mod_env.so
+                LoadModule dir_module \(modules)/mod_dir.so
+                LoadModule proxy_module \(modules)/mod_proxy.so
+                LoadModule proxy_fcgi_module \(modules)/mod_proxy_fcgi.so
+                LoadModule authnz_fcgi_module \(modules)/mod_authnz_fcgi.so
+
+                StartServers 1
+                ServerLimit 1
+                ThreadLimit 64
+                ThreadsPerChild 64
+                MaxRequestWorkers 64
+                MinSpareThreads 1
+                MaxSpareThreads 64
+                Timeout 60
+                LimitRequestBody 0
+                TypesConfig "\(prefix)/mime.types"
+                DocumentRoot "\(prefix)/htdocs"
+                <Directory "\(prefix)/htdocs">
+                    Require all granted
+                </Directory>
+                LogFormat "%h \\"%r\\" %>s %b" common
+                CustomLog "\(prefix)/access.log" common
+
+                \(serverContext)
+
+                """
+            )
+            let process = try ProcessRunner.start(
+                apache,
+                arguments: ["-d", prefix, "-f", prefix + "/httpd.conf", "-DFOREGROUND"],
+                logFile: prefix + "/stdout.log"
+            )
+            let server = WebServerInstance(
+                name: name,
+                port: port,
+                directory: directory,
+                processes: [process],
+                errorLogName: "error.log"
+            )
+            do {
+                try await WebServerInstance.waitUntilReady(
+                    port: port,
+                    processes: [process],
+                    directory: directory,
+                    errorLogName: "error.log",
+                    timeout: timeout
+                )
+            } catch {
+                await server.stop()
+                throw error
+            }
+            return server
+        } catch {
+            directory.remove()
+            throw error
+        }
+    }
+}

@@ -1,0 +1,126 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Finds free TCP ports on 127.0.0.1 for servers the tests start.
+public enum PortAllocator {
+    /// A port nothing listens on right now (the kernel's choice for an ephemeral bind).
+    /// Another process could take it before the caller binds it; the window is tiny.
+    public static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw TransportError("socket failed: errno \(errno)") }
+        defer { close(fd) }
+        var address = loopback(port: 0)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard bound == 0 else { throw TransportError("bind failed: errno \(errno)") }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// Whether something accepts TCP connections on 127.0.0.1:`port`.
+    public static func isListening(port: Int) -> Bool {
+        guard let fd = try? connect(port: port) else { return false }
+        close(fd)
+        return true
+    }
+
+    /// A connected, blocking TCP socket to 127.0.0.1:`port`.
+    static func connect(port: Int) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw TransportError("socket failed: errno \(errno)") }
+        var address = loopback(port: port)
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard result == 0 else {
+            let failure = errno
+            close(fd)
+            throw TransportError("connect to 127.0.0.1:\(port) failed: \(String(cString: strerror(failure)))")
+        }
+        return fd
+    }
+
+    static func loopback(port: Int) -> sockaddr_in {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        return address
+    }
+}
+
+/// A tiny HTTP/1.1 client for tests: one request per connection (`Connection: close`),
+/// sending the body while reading the response (so an echo of a large body cannot deadlock),
+/// the whole exchange bounded by a timeout.
+public enum HTTPClient {
+    /// Sends `method target` with `headers` and `body` to 127.0.0.1:`port` and returns the
+    /// parsed response (chunked bodies de-chunked).
+    public static func send(
+        port: Int,
+        method: String,
+        target: String,
+        headers: [(name: String, value: String)] = [],
+        body: [UInt8] = [],
+        timeout: Duration = .seconds(60)
+    ) async throws -> TestResponse {
+        try await onDedicatedThread {
+            signal(SIGPIPE, SIG_IGN)
+            var head = "\(method) \(target) HTTP/1.1\r\n"
+            let names = Set(headers.map { $0.name.lowercased() })
+            if !names.contains("host") { head += "Host: 127.0.0.1:\(port)\r\n" }
+            for (name, value) in headers { head += "\(name): \(value)\r\n" }
+            if !body.isEmpty && !names.contains("content-length") { head += "Content-Length: \(body.count)\r\n" }
+            head += "Connection: close\r\n\r\n"
+            let fd = try PortAllocator.connect(port: port)
+            let received = try IOPump.run(
+                writing: (fd, Array(head.utf8) + body, false),
+                reading: [fd],
+                deadline: .now + timeout
+            )
+            return try ResponseParser.parseHTTP(received[0])
+        }
+    }
+}
+
+/// Sends requests through a real web server listening on 127.0.0.1.
+public struct HTTPTransport: GatewayTransport {
+    public let name: String
+    /// The server's port on 127.0.0.1.
+    public let port: Int
+    /// The URL path the application is mounted at, put before each request's target.
+    public let mountPoint: String
+    /// How long one exchange may take.
+    public var timeout: Duration
+
+    /// A transport for the application at `mountPoint` on 127.0.0.1:`port`.
+    public init(name: String, port: Int, mountPoint: String, timeout: Duration = .seconds(60)) {
+        self.name = name
+        self.port = port
+        self.mountPoint = mountPoint
+        self.timeout = timeout
+    }
+
+    public func perform(_ request: TestRequest) async throws -> TestResponse {
+        try await HTTPClient.send(
+            port: port,
+            method: request.method,
+            target: mountPoint + request.target,
+            headers: request.headers,
+            body: request.body,
+            timeout: timeout
+        )
+    }
+}

@@ -1,0 +1,385 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// A fresh directory under the system's temporary directory, removed by ``remove()``.
+public final class TemporaryDirectory: Sendable {
+    /// Its absolute path.
+    public let path: String
+
+    /// Creates `/tmp/<prefix>XXXXXX`, readable by everyone (servers drop privileges).
+    public init(prefix: String) throws {
+        var template = Array((NSTemporaryDirectory() + "/" + prefix + "XXXXXX").utf8CString)
+        guard let created = mkdtemp(&template) else { throw TransportError("mkdtemp failed: errno \(errno)") }
+        path = String(cString: created)
+        chmod(path, 0o755)
+    }
+
+    /// Writes `contents` to `name` inside the directory; returns its path.
+    @discardableResult
+    public func write(_ name: String, _ contents: String) throws -> String {
+        let file = path + "/" + name
+        try FileManager.default.createDirectory(
+            atPath: (file as NSString).deletingLastPathComponent,
+            withIntermediateDirectories: true
+        )
+        try contents.write(toFile: file, atomically: true, encoding: .utf8)
+        return file
+    }
+
+    /// Creates the directory `name` inside this one (and its parents); returns its path.
+    @discardableResult
+    public func makeDirectory(_ name: String) throws -> String {
+        let directory = path + "/" + name
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        chmod(directory, 0o755)
+        return directory
+    }
+
+    /// Copies the executable at `source` to `name` inside this directory, mode 0755; returns its path.
+    public func copyExecutable(_ source: String, to name: String) throws -> String {
+        let target = path + "/" + name
+        try? FileManager.default.removeItem(atPath: target)
+        try FileManager.default.copyItem(atPath: source, toPath: target)
+        chmod(target, 0o755)
+        return target
+    }
+
+    /// The contents of `name` inside the directory, or "" when it does not exist.
+    public func read(_ name: String) -> String {
+        FileManager.default.contents(atPath: path + "/" + name).map { String(decoding: $0, as: UTF8.self) } ?? ""
+    }
+
+    /// Deletes the directory and everything in it.
+    public func remove() {
+        try? FileManager.default.removeItem(atPath: path)
+    }
+}
+
+/// Programs the end-to-end tests need from the system.
+public enum RequiredTool {
+    /// The path of `name` in the usual system directories; throws, naming the fix, when it is missing.
+    public static func locate(_ name: String) throws -> String {
+        let directories = ["/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin", "/usr/local/bin"]
+        for directory in directories where FileManager.default.isExecutableFile(atPath: directory + "/" + name) {
+            return directory + "/" + name
+        }
+        throw TransportError("\(name) is not installed; run scripts/install-deps (needs apt) and retry")
+    }
+
+    /// Whether this process runs as root (servers then need explicit users).
+    static var isRoot: Bool { geteuid() == 0 }
+}
+
+/// A web server the tests started: its processes, its directory and the port it listens on.
+public final class WebServerInstance: Sendable {
+    /// A short name, e.g. `apache+mod_cgid`.
+    public let name: String
+    /// The port it listens on, on 127.0.0.1.
+    public let port: Int
+    /// Its configuration, logs and copies of the programs it runs.
+    public let directory: TemporaryDirectory
+    let processes: [RunningProcess]
+    let errorLogName: String
+
+    init(name: String, port: Int, directory: TemporaryDirectory, processes: [RunningProcess], errorLogName: String) {
+        self.name = name
+        self.port = port
+        self.directory = directory
+        self.processes = processes
+        self.errorLogName = errorLogName
+    }
+
+    /// The application mounted at `/cgi-bin/<program>` over plain HTTP.
+    public func transport(program: String = "hello") -> HTTPTransport {
+        HTTPTransport(name: name, port: port, mountPoint: "/cgi-bin/" + program)
+    }
+
+    /// The same application at `/secure/<program>`, where the server sets `HTTPS=on`.
+    public func secureTransport(program: String = "hello") -> HTTPTransport {
+        HTTPTransport(name: name + " (HTTPS=on)", port: port, mountPoint: "/secure/" + program)
+    }
+
+    /// The server's error log (where CGI standard error ends up).
+    public var errorLog: String { directory.read(errorLogName) }
+
+    /// Stops every process (by PID, last started first) and deletes the directory.
+    public func stop() async {
+        for process in processes.reversed() { await process.stop() }
+        directory.remove()
+    }
+
+    /// Starts the server with `start`, runs `body`, and stops the server whatever happens.
+    public static func with<T>(
+        _ start: () async throws -> WebServerInstance,
+        _ body: (WebServerInstance) async throws -> T
+    ) async throws -> T {
+        let server = try await start()
+        do {
+            let result = try await body(server)
+            await server.stop()
+            return result
+        } catch {
+            await server.stop()
+            throw error
+        }
+    }
+
+    /// Waits until `port` accepts connections, failing early (with the log) when a process died.
+    static func waitUntilReady(
+        port: Int,
+        processes: [RunningProcess],
+        directory: TemporaryDirectory,
+        errorLogName: String,
+        timeout: Duration
+    ) async throws {
+        let ready = try await poll(timeout: timeout) {
+            if let dead = processes.first(where: { !$0.isRunning }) {
+                throw TransportError(
+                    "\(dead.executable) exited during start-up.\n\(dead.logTail)\n\(directory.read(errorLogName))"
+                )
+            }
+            return PortAllocator.isListening(port: port)
+        }
+        guard ready else {
+            throw TransportError(
+                "nothing listens on 127.0.0.1:\(port) after \(timeout).\n\(directory.read(errorLogName))"
+            )
+        }
+    }
+}
+
+/// Apache httpd running CGI programs with mod_cgid, from a generated configuration.
+public enum ApacheCGI {
+    /// Starts Apache (mpm_event + mod_cgid) in a temporary ServerRoot on a free loopback port,
+    /// serving each of `programs` (copied there) at `/cgi-bin/<name>` and at `/secure/<name>`
+    /// (with `SetEnv HTTPS on`).
+    public static func start(programs: [String], timeout: Duration = .seconds(20)) async throws -> WebServerInstance {
+        let apache = try RequiredTool.locate("apache2")
+        let modules = "/usr/lib/apache2/modules"
+        guard FileManager.default.fileExists(atPath: modules + "/mod_cgid.so") else {
+            throw TransportError("\(modules)/mod_cgid.so is missing; run scripts/install-deps")
+        }
+        let directory = try TemporaryDirectory(prefix: "swift-gateway-apache-")
+        do {
+            let port = try PortAllocator.freePort()
+            try directory.makeDirectory("cgi-bin")
+            try directory.makeDirectory("htdocs")
+            try directory.write("mime.types", "")
+            var aliases = ""
+            for program in programs {
+                let name = (program as NSString).lastPathComponent
+                let copy = try directory.copyExecutable(program, to: "cgi-bin/" + name)
+                aliases += "ScriptAlias /cgi-bin/\(name) \(copy)\nScriptAlias /secure/\(name) \(copy)\n"
+            }
+            let user = RequiredTool.isRoot ? "User nobody\nGroup nogroup\n" : ""
+            let prefix = directory.path
+            try directory.write(
+                "httpd.conf",
+                """
+                ServerRoot "\(prefix)"
+                ServerName 127.0.0.1
+                Listen 127.0.0.1:\(port)
+                PidFile "\(prefix)/httpd.pid"
+                DefaultRuntimeDir "\(prefix)"
+                ErrorLog "\(prefix)/error.log"
+                LogLevel warn
+                \(user)
+                LoadModule mpm_event_module \(modules)/mod_mpm_event.so
+                LoadModule authz_core_module \(modules)/mod_authz_core.so
+                <IfModule !unixd_module>
+                LoadModule unixd_module \(modules)/mod_unixd.so
+                </IfModule>
+                <IfModule !log_config_module>
+                LoadModule log_config_module \(modules)/mod_log_config.so
+                </IfModule>
+                LoadModule mime_module \(modules)/mod_mime.so
+                LoadModule alias_module \(modules)/mod_alias.so
+                LoadModule env_module \(modules)/mod_env.so
+                LoadModule setenvif_module \(modules)/mod_setenvif.so
+                LoadModule cgid_module \(modules)/mod_cgid.so
+
+                StartServers 1
+                ServerLimit 1
+                ThreadLimit 16
+                ThreadsPerChild 16
+                MaxRequestWorkers 16
+                MinSpareThreads 1
+                MaxSpareThreads 16
+                Timeout 60
+                TypesConfig "\(prefix)/mime.types"
+                ScriptSock "\(prefix)/cgid.sock"
+                DocumentRoot "\(prefix)/htdocs"
+                LogFormat "%h \\"%r\\" %>s %b" common
+                CustomLog "\(prefix)/access.log" common
+
+                \(aliases)
+                <Directory "\(prefix)/cgi-bin">
+                    Require all granted
+                </Directory>
+                <Location "/secure">
+                    SetEnv HTTPS on
+                </Location>
+
+                """
+            )
+            let process = try ProcessRunner.start(
+                apache,
+                arguments: ["-d", prefix, "-f", prefix + "/httpd.conf", "-DFOREGROUND"],
+                logFile: prefix + "/stdout.log"
+            )
+            let server = WebServerInstance(
+                name: "apache+mod_cgid",
+                port: port,
+                directory: directory,
+                processes: [process],
+                errorLogName: "error.log"
+            )
+            do {
+                try await WebServerInstance.waitUntilReady(
+                    port: port,
+                    processes: [process],
+                    directory: directory,
+                    errorLogName: "error.log",
+                    timeout: timeout
+                )
+            } catch {
+                await server.stop()
+                throw error
+            }
+            return server
+        } catch {
+            directory.remove()
+            throw error
+        }
+    }
+}
+
+/// nginx in front of fcgiwrap (nginx speaks FastCGI to fcgiwrap, which runs the CGI program).
+public enum NginxFcgiwrap {
+    /// The FastCGI parameters nginx sends to fcgiwrap for a program at `scriptFilename` mounted
+    /// at the location whose regular expression captured `$fastcgi_script_name`; as in
+    /// `nginx/cgi-fcgiwrap.conf`.
+    public static func parameters(scriptFilename: String, https: String) -> String {
+        """
+        fastcgi_param SCRIPT_FILENAME   \(scriptFilename);
+        fastcgi_param SCRIPT_NAME       $fastcgi_script_name;
+        fastcgi_param PATH_INFO         $fastcgi_path_info;
+        fastcgi_param QUERY_STRING      $query_string;
+        fastcgi_param REQUEST_METHOD    $request_method;
+        fastcgi_param CONTENT_TYPE      $content_type;
+        fastcgi_param CONTENT_LENGTH    $content_length;
+        fastcgi_param REQUEST_URI       $request_uri;
+        fastcgi_param DOCUMENT_URI      $document_uri;
+        fastcgi_param DOCUMENT_ROOT     $document_root;
+        fastcgi_param SERVER_PROTOCOL   $server_protocol;
+        fastcgi_param REQUEST_SCHEME    $scheme;
+        fastcgi_param HTTPS             \(https);
+        fastcgi_param GATEWAY_INTERFACE CGI/1.1;
+        fastcgi_param SERVER_SOFTWARE   nginx/$nginx_version;
+        fastcgi_param REMOTE_ADDR       $remote_addr;
+        fastcgi_param REMOTE_PORT       $remote_port;
+        fastcgi_param SERVER_ADDR       $server_addr;
+        fastcgi_param SERVER_PORT       $server_port;
+        fastcgi_param SERVER_NAME       $server_name;
+        """
+    }
+
+    /// Starts fcgiwrap on a Unix socket and nginx (one worker) on a free loopback port, in a
+    /// temporary prefix, serving each of `programs` (copied there) at `/cgi-bin/<name>` and
+    /// at `/secure/<name>` (with `fastcgi_param HTTPS on`).
+    public static func start(programs: [String], timeout: Duration = .seconds(20)) async throws -> WebServerInstance {
+        let nginx = try RequiredTool.locate("nginx")
+        let fcgiwrap = try RequiredTool.locate("fcgiwrap")
+        let directory = try TemporaryDirectory(prefix: "swift-gateway-nginx-")
+        var started: [RunningProcess] = []
+        do {
+            let port = try PortAllocator.freePort()
+            let prefix = directory.path
+            for name in ["cgi-bin", "htdocs", "tmp", "logs"] { try directory.makeDirectory(name) }
+            var locations = ""
+            for program in programs {
+                let name = (program as NSString).lastPathComponent
+                let copy = try directory.copyExecutable(program, to: "cgi-bin/" + name)
+                for (mount, https) in [("cgi-bin", "$https if_not_empty"), ("secure", "on")] {
+                    locations += """
+                            location ~ ^/\(mount)/\(name)(/.*)?$ {
+                                fastcgi_split_path_info ^(/\(mount)/\(name))(/.*)?$;
+                                fastcgi_pass unix:\(prefix)/fcgiwrap.sock;
+                        \(parameters(scriptFilename: copy, https: https).split(separator: "\n").map { "            " + $0 }.joined(separator: "\n"))
+                            }
+
+                        """
+                }
+            }
+            try directory.write(
+                "nginx.conf",
+                """
+                \(RequiredTool.isRoot ? "user root root;" : "")
+                worker_processes 1;
+                daemon off;
+                pid \(prefix)/nginx.pid;
+                error_log \(prefix)/error.log warn;
+                events { worker_connections 256; }
+                http {
+                    access_log off;
+                    client_max_body_size 64m;
+                    client_body_temp_path \(prefix)/tmp/client_body;
+                    fastcgi_temp_path \(prefix)/tmp/fastcgi;
+                    proxy_temp_path \(prefix)/tmp/proxy;
+                    uwsgi_temp_path \(prefix)/tmp/uwsgi;
+                    scgi_temp_path \(prefix)/tmp/scgi;
+                    fastcgi_read_timeout 60s;
+                    server {
+                        listen 127.0.0.1:\(port);
+                        server_name localhost;
+                        root \(prefix)/htdocs;
+                \(locations)
+                    }
+                }
+
+                """
+            )
+            let wrapper = try ProcessRunner.start(
+                fcgiwrap,
+                arguments: ["-c", "2", "-s", "unix:\(prefix)/fcgiwrap.sock"],
+                logFile: prefix + "/fcgiwrap.log"
+            )
+            started.append(wrapper)
+            let socketReady = await poll(timeout: timeout) {
+                FileManager.default.fileExists(atPath: prefix + "/fcgiwrap.sock") || !wrapper.isRunning
+            }
+            guard socketReady, wrapper.isRunning else {
+                throw TransportError("fcgiwrap did not create its socket.\n\(wrapper.logTail)")
+            }
+            let server = try ProcessRunner.start(
+                nginx,
+                arguments: ["-p", prefix + "/", "-c", prefix + "/nginx.conf", "-e", prefix + "/error.log"],
+                logFile: prefix + "/stdout.log"
+            )
+            started.append(server)
+            try await WebServerInstance.waitUntilReady(
+                port: port,
+                processes: started,
+                directory: directory,
+                errorLogName: "error.log",
+                timeout: timeout
+            )
+            return WebServerInstance(
+                name: "nginx+fcgiwrap",
+                port: port,
+                directory: directory,
+                processes: started,
+                errorLogName: "error.log"
+            )
+        } catch {
+            for process in started.reversed() { await process.stop() }
+            directory.remove()
+            throw error
+        }
+    }
+}
