@@ -27,6 +27,10 @@ final class ConnectionHandler<App: Application>: ChannelDuplexHandler, Removable
     /// Close once no request is in flight (a request without `FCGI_KEEP_CONN` ended, or shutdown).
     private var closeWhenIdle = false
     private var isClosing = false
+    /// Our half-close went through: everything we wrote has been handed to the socket.
+    private var isOutputClosed = false
+    /// Graceful shutdown has begun: idle connections close without waiting for the peer.
+    private var isShuttingDown = false
     private var writabilityWaiters: [(request: ObjectIdentifier, continuation: CheckedContinuation<Void, any Error>)] =
         []
 
@@ -366,7 +370,12 @@ final class ConnectionHandler<App: Application>: ChannelDuplexHandler, Removable
 
     /// Asks the connection to close once nothing is in flight (graceful shutdown).
     func closeGracefully() {
+        isShuttingDown = true
         closeWhenIdle = true
+        if isClosing, isOutputClosed, let context {
+            // Already half-closed and waiting for the web server: do not make shutdown wait too.
+            context.close(promise: nil)
+        }
         closeIfIdle()
     }
 
@@ -376,7 +385,16 @@ final class ConnectionHandler<App: Application>: ChannelDuplexHandler, Removable
         // Half-close first, so unread input from the web server is drained instead of
         // answered with a reset that could cut the response it is still reading.
         let channel = context.channel
+        let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
         context.close(mode: .output).whenComplete { _ in
+            let handler = loopBoundSelf.value
+            handler.isOutputClosed = true
+            if handler.isShuttingDown {
+                // Shutting down: everything is written, so close now rather than wait for kept
+                // connections the web server would hold open (a process manager kills us in 5 s).
+                channel.close(promise: nil)
+                return
+            }
             // The timer is cancelled once the channel is closed: it holds the channel, and
             // with it the connection's buffers, for its whole 5 s otherwise.
             let timeout = channel.eventLoop.scheduleTask(in: .seconds(5)) { channel.close(promise: nil) }
