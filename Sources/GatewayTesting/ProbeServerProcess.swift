@@ -36,14 +36,16 @@ public final class ProbeServerProcess: Sendable {
 
     // MARK: Starting
 
-    /// Starts `gateway-probe --socket <fresh path> <arguments>` and waits until the socket accepts.
+    /// Starts `gateway-probe --socket <path> <arguments>` and waits until the socket accepts.
+    /// The path defaults to a fresh one in a new temporary directory.
     public static func start(
         arguments: [String] = [],
         environment: [String: String] = [:],
+        socketPath: String? = nil,
         waitForSocket: Bool = true
     ) async throws -> ProbeServerProcess {
         let directory = try makeTemporaryDirectory()
-        let socket = directory + "/fcgi.sock"
+        let socket = socketPath ?? directory + "/fcgi.sock"
         let process = try launch(
             executable: try probeExecutable(),
             arguments: ["--socket", socket] + arguments,
@@ -69,14 +71,15 @@ public final class ProbeServerProcess: Sendable {
         arguments: [String],
         environment: [String: String] = [:],
         directory: String? = nil,
-        socketPath: String? = nil
+        socketPath: String? = nil,
+        standardInput: String = "/dev/null"
     ) throws -> ProbeServerProcess {
         let directory = try directory ?? makeTemporaryDirectory()
         let logPath = directory + "/server.log"
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 0, standardInput, O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
         var attributes = posix_spawnattr_t()
@@ -208,10 +211,10 @@ public final class ProbeServerProcess: Sendable {
         return await waitForExit(timeout: .seconds(5))
     }
 
-    /// Stops the process if needed and removes its temporary directory.
+    /// Stops the process if needed and removes its temporary directory (and socket, if in it).
     public func cleanUp() async {
         if isRunning { await stop() }
-        if let socketPath { unlink(socketPath) }
+        if let socketPath, socketPath.hasPrefix(directory + "/") { unlink(socketPath) }
         unlink(logPath)
         rmdir(directory)
     }
@@ -242,17 +245,21 @@ public final class ProbeServerProcess: Sendable {
     }
 
     /// Number of open file descriptors (entries of /proc/PID/fd).
-    public var openDescriptorCount: Int? {
+    public var openDescriptorCount: Int? { openDescriptors?.count }
+
+    /// The open file descriptors and what they point at (`socket:[…]`, paths, `anon_inode:…`).
+    public var openDescriptors: [Int32: String]? {
         guard let directory = opendir("/proc/\(pid)/fd") else { return nil }
         defer { closedir(directory) }
-        var count = 0
+        var result: [Int32: String] = [:]
         while let entry = readdir(directory) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) {
                 String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
             }
-            if name != "." && name != ".." { count += 1 }
+            guard let fd = Int32(name) else { continue }
+            result[fd] = Self.readLink("/proc/\(pid)/fd/\(name)") ?? "?"
         }
-        return count
+        return result
     }
 
     // MARK: Helpers
