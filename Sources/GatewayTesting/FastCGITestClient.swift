@@ -352,7 +352,7 @@ private final class Inbox: ChannelInboundHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // A reset from the server counts as a close; channelInactive follows.
-        print("FastCGITestClient: closing on \(error)")
+        print("FastCGITestClient: connection error, closing: \(error)")
         context.close(promise: nil)
     }
 
