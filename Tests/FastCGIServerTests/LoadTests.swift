@@ -186,8 +186,17 @@ extension FastCGIServerTests {
                         params: FastCGITestRequest.cgiParams(method: "POST", target: "/count", bodyLength: total)
                     )
                     try await client.send(head.encodedHead())
-                    for _ in 0..<(total / chunk.count) {
-                        try await client.sendStdin(chunk, requestID: 1, recordSize: 65528)
+                    for sent in 0..<(total / chunk.count) {
+                        do {
+                            try await client.sendStdin(chunk, requestID: 1, recordSize: 65528)
+                        } catch {
+                            // Say what the server answered before it closed, if anything.
+                            let answer = try? await client.response(for: 1, timeout: .seconds(1))
+                            Issue.record(
+                                "send failed after \(sent) MiB: \(error); server answered: \(String(describing: answer?.stdout.count)) bytes, \(String(decoding: answer?.stdout ?? [], as: UTF8.self))"
+                            )
+                            throw error
+                        }
                     }
                     try await client.sendStdinEnd(requestID: 1)
                     let response = try await client.response(for: 1, timeout: .seconds(30))
