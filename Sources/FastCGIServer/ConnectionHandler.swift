@@ -239,8 +239,15 @@ final class ConnectionHandler<App: Application>: ChannelDuplexHandler, Removable
                 return
             }
             logger.warning("application: \(message.dropLast())", metadata: ["request": "\(requestID)"])
-            loopBoundSelf.eventLoop.execute {
+            // On the loop (the usual case: the request's own task) write at once; a deferred
+            // write would land after the request ended (a thrown error ends it right away) and
+            // be dropped, so the web server's error log would never see it.
+            if loopBoundSelf.eventLoop.inEventLoop {
                 loopBoundSelf.value.writeStderr(message, request: loopBoundRequest.value)
+            } else {
+                loopBoundSelf.eventLoop.execute {
+                    loopBoundSelf.value.writeStderr(message, request: loopBoundRequest.value)
+                }
             }
         }
         let contentLength = Self.contentLength(in: variables)

@@ -85,9 +85,9 @@ public struct FastCGIServer<App: Application>: Service {
         logger.info("FastCGI server listening on \(configuration.address)")
         onListening(serverChannel.localAddress)
 
-        await withGracefulShutdownHandler {
+        await withTaskCancellationOrGracefulShutdownHandler {
             try? await serverChannel.closeFuture.get()
-        } onGracefulShutdown: {
+        } onCancelOrGracefulShutdown: {
             serverChannel.close(promise: nil)
         }
         try? await serverChannel.close()
@@ -148,7 +148,8 @@ public struct FastCGIServer<App: Application>: Service {
             channel.pipeline.fireUserInboundEventTriggered(GracefulShutdownRequested())
         }
         let deadline = ContinuousClock.now + configuration.shutdownGracePeriod
-        while state.connectionCount > 0, ContinuousClock.now < deadline {
+        // A cancelled run stops at once (and its sleeps would not wait).
+        while state.connectionCount > 0, ContinuousClock.now < deadline, !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(20))
         }
         let left = state.beginShutdown()

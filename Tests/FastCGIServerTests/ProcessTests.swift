@@ -1,0 +1,223 @@
+import FastCGI
+import GatewayTesting
+import NIOCore
+import NIOPosix
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A TCP port that was free a moment ago (bound to port 0, then released).
+func freeTCPPort(host: String = "127.0.0.1") async throws -> Int {
+    let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        .bind(host: host, port: 0).get()
+    let port = channel.localAddress?.port ?? 0
+    try await channel.close()
+    return port
+}
+
+/// Connects over TCP, retrying until the server accepts (at most `timeout`).
+func connectTCP(host: String, port: Int, timeout: Duration = .seconds(20)) async throws -> FastCGITestClient {
+    let deadline = ContinuousClock.now + timeout
+    while true {
+        do {
+            return try await FastCGITestClient.connect(host: host, port: port)
+        } catch {
+            if ContinuousClock.now >= deadline { throw error }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+}
+
+/// Whether the loopback interface has IPv6 (`::1`).
+let hasIPv6Loopback: Bool = {
+    guard let table = fopen("/proc/net/if_inet6", "r") else { return false }
+    defer { fclose(table) }
+    var line = [CChar](repeating: 0, count: 256)
+    while fgets(&line, 256, table) != nil {
+        let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        if text.hasPrefix("00000000000000000000000000000001") { return true }
+    }
+    return false
+}()
+
+extension FastCGIServerTests {
+    /// The process: signals, the socket file, TCP, and independent FastCGI peers.
+    @Suite struct Process {
+        @Test func sigtermLetsTheRequestInFlightFinishRefusesNewConnectionsAndExitsZero() async throws {
+            let probe = try await ProbeServerProcess.start()
+            defer { Task { await probe.cleanUp() } }
+            let client = try await probe.connect()
+            try await client.send(FastCGITestRequest.get("/slow?ms=1500", id: 1))
+            try await Task.sleep(for: .milliseconds(300))
+            probe.signal(SIGTERM)
+            try await Task.sleep(for: .milliseconds(300))
+            let error = ProbeServerProcess.connectError(toUnixSocket: probe.socketPath!)
+            #expect(error == ECONNREFUSED || error == ENOENT, "a new connection was accepted during shutdown")
+            let response = try await client.response(for: 1, timeout: .seconds(5))
+            response.expectCompleted()
+            #expect(response.bodyString == "done")
+            let status = await probe.waitForExit(timeout: .seconds(5))
+            #expect(status == .exited(0), "log:\n\(probe.log)")
+            #expect(access(probe.socketPath!, F_OK) != 0, "socket file left behind")
+        }
+
+        @Test func staleSocketIsReplacedButALiveOneIsNotTakenOver() async throws {
+            let first = try await ProbeServerProcess.start()
+            let path = first.socketPath!
+            // A live server's socket: a second instance must fail clearly and leave it alone.
+            let second = try await ProbeServerProcess.start(socketPath: path, waitForSocket: false)
+            let status = await second.waitForExit(timeout: .seconds(20))
+            #expect(status != nil && status != .exited(0), "second instance: \(String(describing: status))")
+            #expect(second.log.contains("already listening"), "\(second.log)")
+            try await first.expectServesFreshConnection()
+            // A SIGKILLed server leaves a stale socket file; a restart replaces it.
+            first.signal(SIGKILL)
+            _ = await first.waitForExit(timeout: .seconds(5))
+            #expect(access(path, F_OK) == 0, "the killed server's socket file should still exist")
+            let third = try await ProbeServerProcess.start(socketPath: path)
+            try await third.expectServesFreshConnection()
+            await third.stop()
+            await second.cleanUp()
+            await third.cleanUp()
+            await first.cleanUp()
+        }
+
+        @Test func socketModeDefaultsTo0660AndIsConfigurable() async throws {
+            try await withProbe { probe in
+                var status = stat()
+                #expect(stat(probe.socketPath!, &status) == 0)
+                #expect(status.st_mode & S_IFMT == S_IFSOCK)
+                #expect(status.st_mode & 0o7777 == 0o660, "mode \(String(status.st_mode & 0o7777, radix: 8))")
+            }
+            try await withProbe(["--socket-mode", "0600"]) { probe in
+                var status = stat()
+                #expect(stat(probe.socketPath!, &status) == 0)
+                #expect(status.st_mode & 0o7777 == 0o600)
+            }
+        }
+
+        @Test func tcpOnIPv4Loopback() async throws {
+            let port = try await freeTCPPort()
+            let probe = try ProbeServerProcess.launch(
+                executable: try ProbeServerProcess.probeExecutable(),
+                arguments: ["--port", "\(port)"]
+            )
+            defer { Task { await probe.cleanUp() } }
+            let client = try await connectTCP(host: "127.0.0.1", port: port)
+            let response = try await client.perform(.get("/hello"))
+            #expect(response.bodyString == "Hello, world!")
+            #expect(await probe.stop() == .exited(0))
+        }
+
+        @Test(.enabled(if: hasIPv6Loopback)) func tcpOnIPv6Loopback() async throws {
+            let port = try await freeTCPPort(host: "::1")
+            let probe = try ProbeServerProcess.launch(
+                executable: try ProbeServerProcess.probeExecutable(),
+                arguments: ["--host", "::1", "--port", "\(port)"]
+            )
+            defer { Task { await probe.cleanUp() } }
+            let client = try await connectTCP(host: "::1", port: port)
+            let response = try await client.perform(.post("/echo", body: Array("six".utf8)))
+            #expect(response.bodyString == "six")
+            #expect(await probe.stop() == .exited(0))
+        }
+
+        @Test func webServerAddressAllowList() async throws {
+            for (allowed, served) in [("127.0.0.2", false), ("127.0.0.2, 127.0.0.1", true)] {
+                let port = try await freeTCPPort()
+                let probe = try ProbeServerProcess.launch(
+                    executable: try ProbeServerProcess.probeExecutable(),
+                    arguments: ["--port", "\(port)"],
+                    environment: ["FCGI_WEB_SERVER_ADDRS": allowed]
+                )
+                let client = try await connectTCP(host: "127.0.0.1", port: port)
+                if served {
+                    let response = try await client.perform(.get("/hello"))
+                    #expect(response.bodyString == "Hello, world!")
+                } else {
+                    try? await client.send(FastCGITestRequest.get("/hello"))
+                    let elapsed = try await measure {
+                        let events = try await client.waitForClose(timeout: .seconds(5))
+                        #expect(events.isEmpty, "a refused peer got an answer")
+                    }
+                    #expect(elapsed < .seconds(1))
+                    #expect(probe.log.contains("FCGI_WEB_SERVER_ADDRS"), "\(probe.log)")
+                }
+                #expect(await probe.stop() == .exited(0))
+                await probe.cleanUp()
+            }
+        }
+
+        /// libfcgi's `cgi-fcgi`, an independent FastCGI client, talks to the server.
+        @Test func cgiFcgiIndependentClient() async throws {
+            try await withProbe { probe in
+                func cgiFcgi(_ environment: [String: String], stdin: [UInt8] = []) async throws -> CGIResponse {
+                    let directory = try ProbeServerProcess.makeTemporaryDirectory()
+                    let input = directory + "/stdin"
+                    let file = fopen(input, "w")
+                    _ = stdin.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, file) }
+                    fclose(file)
+                    let process = try ProbeServerProcess.launch(
+                        executable: "/usr/bin/cgi-fcgi",
+                        arguments: ["-bind", "-connect", probe.socketPath!],
+                        environment: environment,
+                        directory: directory,
+                        standardInput: input
+                    )
+                    let status = await process.waitForExit(timeout: .seconds(10))
+                    let output = process.log
+                    unlink(input)
+                    await process.cleanUp()
+                    #expect(status == .exited(0), "cgi-fcgi: \(String(describing: status)) \(output)")
+                    return CGIResponse(parsing: Array(output.utf8))
+                }
+                let hello = try await cgiFcgi([
+                    "REQUEST_METHOD": "GET", "SCRIPT_NAME": "", "PATH_INFO": "/hello", "REQUEST_URI": "/hello",
+                    "QUERY_STRING": "", "SERVER_PROTOCOL": "HTTP/1.1",
+                ])
+                #expect(hello.status == 200)
+                #expect(String(decoding: hello.body, as: UTF8.self) == "Hello, world!")
+                let body = Array("posted through cgi-fcgi".utf8)
+                let echo = try await cgiFcgi(
+                    [
+                        "REQUEST_METHOD": "POST", "SCRIPT_NAME": "", "PATH_INFO": "/echo", "REQUEST_URI": "/echo",
+                        "QUERY_STRING": "", "CONTENT_LENGTH": "\(body.count)",
+                        "CONTENT_TYPE": "application/octet-stream",
+                    ],
+                    stdin: body
+                )
+                #expect(echo.status == 200)
+                #expect(echo.body == body)
+                let missing = try await cgiFcgi(["REQUEST_METHOD": "GET", "SCRIPT_NAME": "", "PATH_INFO": "/nope"])
+                #expect(missing.status == 404)
+            }
+        }
+
+        /// `spawn-fcgi -n` execs the app with the listening socket on fd 0: FastCGI mode.
+        @Test func spawnFcgiInheritedListeningSocket() async throws {
+            let directory = try ProbeServerProcess.makeTemporaryDirectory()
+            let socket = directory + "/spawned.sock"
+            let process = try ProbeServerProcess.launch(
+                executable: "/usr/bin/spawn-fcgi",
+                arguments: ["-s", socket, "-n", "--", try ProbeServerProcess.probeExecutable()],
+                directory: directory,
+                socketPath: socket
+            )
+            defer {
+                Task {
+                    await process.cleanUp()
+                    unlink(socket)
+                    rmdir(directory)
+                }
+            }
+            try await process.waitUntilAccepting()
+            let client = try await FastCGITestClient.connect(unixPath: socket)
+            let response = try await client.perform(.get("/hello"))
+            #expect(response.bodyString == "Hello, world!")
+            #expect(process.log.contains("fd 0"), "\(process.log)")
+            #expect(await process.stop() == .exited(0))
+        }
+    }
+}
