@@ -44,6 +44,12 @@ struct FCGILoad: AsyncParsableCommand {
     @Option(help: "Request path, with an optional ?query.")
     var path = "/hello"
 
+    @Option(
+        name: .customLong("param"),
+        help: "Send an extra CGI variable NAME=VALUE (repeatable), e.g. SCRIPT_FILENAME for PHP-FPM."
+    )
+    var extraParams: [String] = []
+
     @Flag(help: "Set FCGI_KEEP_CONN and reuse each connection; without it, a connection per request.")
     var keepConn = false
 
@@ -64,6 +70,9 @@ struct FCGILoad: AsyncParsableCommand {
         guard duration > 0, timeout >= 0 else { throw ValidationError("--duration must be positive") }
         guard upload.map({ $0 >= 0 }) ?? true else { throw ValidationError("--upload must not be negative") }
         guard path.hasPrefix("/") else { throw ValidationError("--path must start with /") }
+        for param in extraParams where !param.contains("=") {
+            throw ValidationError("--param takes NAME=VALUE, got \(param)")
+        }
     }
 
     func run() async throws {
@@ -76,6 +85,10 @@ struct FCGILoad: AsyncParsableCommand {
             duration: .nanoseconds(Int64(duration * 1e9)),
             timeout: .nanoseconds(Int64(timeout * 1e9)),
             path: path,
+            extraParams: extraParams.map { param in
+                let parts = param.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                return (String(parts[0]), String(parts[1]))
+            },
             keepConnection: keepConn,
             uploadBytes: upload ?? 0,
             download: download

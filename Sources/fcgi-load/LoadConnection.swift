@@ -132,7 +132,8 @@ enum ResponseHead {
                 var lineEnd = lineStart
                 while lineEnd < raw.count, raw[lineEnd] != UInt8(ascii: "\n") { lineEnd += 1 }
                 let line = UnsafeRawBufferPointer(rebasing: raw[lineStart..<lineEnd])
-                if line.isEmpty || (line.count == 1 && line[0] == UInt8(ascii: "\r")) { return true }  // end of the head
+                // A blank line ends the head.
+                if line.isEmpty || (line.count == 1 && line[0] == UInt8(ascii: "\r")) { return true }
                 if let digit = statusDigit(line) { return digit == UInt8(ascii: "2") }
                 lineStart = lineEnd + 1
             }

@@ -37,6 +37,7 @@ struct LoadPlan: Sendable {
         duration: TimeAmount,
         timeout: TimeAmount,
         path: String,
+        extraParams: [(String, String)] = [],
         keepConnection: Bool,
         uploadBytes: Int,
         download: Bool
@@ -52,7 +53,7 @@ struct LoadPlan: Sendable {
         self.uploadBytes = uploadBytes
         self.download = download
 
-        let params = Self.params(path: path, bodyBytes: uploadBytes)
+        let params = Self.params(path: path, bodyBytes: uploadBytes) + extraParams
         self.heads = (1...inFlight).map { index in
             let id = UInt16(index)
             var buffer = ByteBuffer()
