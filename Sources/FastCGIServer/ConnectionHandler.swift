@@ -370,7 +370,10 @@ final class ConnectionHandler<App: Application>: ChannelDuplexHandler, Removable
         // answered with a reset that could cut the response it is still reading.
         let channel = context.channel
         context.close(mode: .output).whenComplete { _ in
-            channel.eventLoop.scheduleTask(in: .seconds(5)) { channel.close(promise: nil) }
+            // The timer is cancelled once the channel is closed: it holds the channel, and
+            // with it the connection's buffers, for its whole 5 s otherwise.
+            let timeout = channel.eventLoop.scheduleTask(in: .seconds(5)) { channel.close(promise: nil) }
+            channel.closeFuture.whenComplete { _ in timeout.cancel() }
         }
         context.read()
     }
