@@ -101,6 +101,11 @@ final class LoadRun {
         connections[ObjectIdentifier(connection)] = connection
         let handler = NIOLoopBound(connection, eventLoop: eventLoop)
         let bootstrap = ClientBootstrap(group: eventLoop)
+            // Reads of up to 1 MiB: large responses arrive in few reads, small ones stay cheap.
+            .channelOption(
+                .recvAllocator,
+                value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 16 * 1024, maximum: 1 << 20)
+            )
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(handler.value)
