@@ -80,7 +80,7 @@ final class LoadConnection: ChannelInboundHandler {
         active += 1
         context.write(wrapOutboundOut(run.plan.heads[index]), promise: nil)
         guard run.plan.uploadBytes > 0 else { return }
-        let body = run.uploadBody(for: UInt16(index + 1))
+        let body = run.plan.uploads[index]
         for _ in 0..<body.blockCount {
             context.write(wrapOutboundOut(body.block), promise: nil)
         }

@@ -28,6 +28,8 @@ struct LoadPlan: Sendable {
 
     /// BEGIN_REQUEST + PARAMS (+ the empty STDIN when there is no body), per request id 1...inFlight.
     let heads: [ByteBuffer]
+    /// The encoded request body per request id 1...inFlight; empty without --upload.
+    let uploads: [UploadBody]
 
     init(
         target: Target,
@@ -62,6 +64,14 @@ struct LoadPlan: Sendable {
             if uploadBytes == 0 { RequestEncoder.writeStdinEnd(requestID: id, into: &buffer) }
             return buffer
         }
+        // Encoded before the clock starts, so the first request's latency is not the encoding's.
+        let recordsPerBlock = max(1, 16 / inFlight)
+        self.uploads =
+            uploadBytes == 0
+            ? []
+            : (1...inFlight).map {
+                UploadBody(bytes: uploadBytes, requestID: UInt16($0), recordsPerBlock: recordsPerBlock)
+            }
     }
 
     /// The CGI variables nginx's stock `fastcgi_params` would send for this request.
@@ -93,7 +103,7 @@ struct LoadPlan: Sendable {
 
 /// A request body as STDIN records, encoded once per request id and then written by reference:
 /// a block of full records repeated, a tail, and the empty STDIN record.
-struct UploadBody {
+struct UploadBody: Sendable {
     /// Content bytes per full record: the largest multiple of 8 under 65536, so no padding.
     private static let recordContent = 65528
 
@@ -111,9 +121,11 @@ struct UploadBody {
         self.block = block
         self.blockCount = total / blockContent
         var tail = ByteBuffer()
-        let rest = total % blockContent
-        if rest > 0 {
-            RequestEncoder.writeStdin(repeatElement(UInt8(ascii: "u"), count: rest), requestID: requestID, into: &tail)
+        var rest = total % blockContent
+        while rest > 0 {
+            let count = min(rest, Self.recordContent)
+            RequestEncoder.writeStdin(content[..<count], requestID: requestID, into: &tail)
+            rest -= count
         }
         RequestEncoder.writeStdinEnd(requestID: requestID, into: &tail)
         self.tail = tail

@@ -8,7 +8,6 @@ final class LoadRun {
     let plan: LoadPlan
     let eventLoop: any EventLoop
     private let done: EventLoopPromise<LoadReport>
-    private var uploads: [UInt16: UploadBody] = [:]
 
     private var started = NIODeadline.now()
     private var lastCompletion = NIODeadline.now()
@@ -50,18 +49,6 @@ final class LoadRun {
         unstarted -= 1
         inFlight += 1
         return true
-    }
-
-    /// The encoded body of an upload on `requestID` (built on first use, then shared).
-    func uploadBody(for requestID: UInt16) -> UploadBody {
-        if let body = uploads[requestID] { return body }
-        let body = UploadBody(
-            bytes: plan.uploadBytes,
-            requestID: requestID,
-            recordsPerBlock: max(1, 16 / plan.inFlight)
-        )
-        uploads[requestID] = body
-        return body
     }
 
     func sent(bodyBytes: Int) { bytesSent += bodyBytes }
