@@ -54,6 +54,11 @@ final class ConnectionHandler<App: Application>: ChannelDuplexHandler, Removable
         self.executor = EventLoopTaskExecutor(eventLoop: context.eventLoop)
     }
 
+    func handlerRemoved(context: ChannelHandlerContext) {
+        // The context holds this handler: keeping it would make a cycle that outlives the channel.
+        self.context = nil
+    }
+
     func channelActive(context: ChannelHandlerContext) {
         let peer = context.channel.remoteAddress
         logger[metadataKey: "peer"] = "\(peer.map { "\($0)" } ?? "unix")"

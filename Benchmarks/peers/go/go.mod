@@ -1,0 +1,3 @@
+module fcgipeer
+
+go 1.19
