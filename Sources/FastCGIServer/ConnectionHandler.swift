@@ -16,7 +16,7 @@ final class ConnectionHandler<App: Application>: ChannelDuplexHandler, Removable
 
     private let application: App
     private let server: ServerState
-    private var logger: Logger
+    private let logger: Logger
     private var decoder: RequestDecoder
     private var requests: [UInt16: InFlightRequest] = [:]
     private var context: ChannelHandlerContext?
@@ -31,6 +31,11 @@ final class ConnectionHandler<App: Application>: ChannelDuplexHandler, Removable
     private var isOutputClosed = false
     /// Graceful shutdown has begun: idle connections close without waiting for the peer.
     private var isShuttingDown = false
+    /// Whether every byte the web server will send for the ended requests has been read
+    /// (their stdin ended or they were aborted), so closing cannot cut input short.
+    private var inputIsDrained = true
+    /// When bytes last arrived; the server's idle sweep closes connections idle too long.
+    private var lastActivity = NIODeadline.now()
     private var writabilityWaiters: [(request: ObjectIdentifier, continuation: CheckedContinuation<Void, any Error>)] =
         []
 
@@ -60,10 +65,10 @@ final class ConnectionHandler<App: Application>: ChannelDuplexHandler, Removable
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        let peer = context.channel.remoteAddress
-        logger[metadataKey: "peer"] = "\(peer.map { "\($0)" } ?? "unix")"
-        if let allowed = server.allowedPeers, !allowed.allows(peer) {
-            logger.warning("closing connection from an address not in FCGI_WEB_SERVER_ADDRS")
+        if let allowed = server.allowedPeers, !allowed.allows(context.channel.remoteAddress) {
+            logger.warning(
+                "closing connection from \(peer(context)): address not in FCGI_WEB_SERVER_ADDRS"
+            )
             context.close(promise: nil)
             return
         }
@@ -96,6 +101,7 @@ final class ConnectionHandler<App: Application>: ChannelDuplexHandler, Removable
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !isClosing else { return }
+        lastActivity = .now()
         var buffer = unwrapInboundIn(data)
         do {
             while let event = try decoder.next(from: &buffer) {
@@ -103,7 +109,7 @@ final class ConnectionHandler<App: Application>: ChannelDuplexHandler, Removable
                 if isClosing { return }
             }
         } catch {
-            logger.error("closing FastCGI connection on malformed input: \(error)")
+            logger.error("closing FastCGI connection from \(peer(context)) on malformed input: \(error)")
             closeNow(context: context)
         }
     }
@@ -130,9 +136,9 @@ final class ConnectionHandler<App: Application>: ChannelDuplexHandler, Removable
             }
         case is GracefulShutdownRequested:
             closeGracefully()
-        case let idle as IdleStateHandler.IdleStateEvent where idle == .read:
-            if requests.isEmpty {
-                logger.debug("closing idle connection")
+        case let check as IdleCheck:
+            if requests.isEmpty, !isClosing, lastActivity < check.idleSince {
+                logger.debug("closing idle connection from \(peer(context))")
                 closeNow(context: context)
             }
         default:
@@ -166,7 +172,9 @@ final class ConnectionHandler<App: Application>: ChannelDuplexHandler, Removable
             guard let request = requests[id] else { return }
             if request.body.append(bytes) { pausingBodies += 1 }
         case .stdinEnd(let id):
-            requests[id]?.body.finish()
+            guard let request = requests[id] else { return }
+            request.stdinEnded = true
+            request.body.finish()
         case .data, .dataEnd:
             // Filter role is refused at BEGIN_REQUEST, so no request here takes DATA.
             return
@@ -211,6 +219,7 @@ final class ConnectionHandler<App: Application>: ChannelDuplexHandler, Removable
         context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
         decoder.endRequest(id)
         if !keepConnection {
+            inputIsDrained = false  // its params and stdin may still be on their way
             closeWhenIdle = true
             closeIfIdle()
         }
@@ -358,6 +367,7 @@ final class ConnectionHandler<App: Application>: ChannelDuplexHandler, Removable
         server.releaseRequest()
         if request.body.fail(RequestInterruption.requestEnded) { bodyDrained() }
         if !request.keepConnection { closeWhenIdle = true }
+        if !request.stdinEnded { inputIsDrained = false }
         closeIfIdle()
     }
 
@@ -394,6 +404,14 @@ final class ConnectionHandler<App: Application>: ChannelDuplexHandler, Removable
     private func closeIfIdle() {
         guard closeWhenIdle, requests.isEmpty, !isClosing, let context else { return }
         isClosing = true
+        if inputIsDrained {
+            // Nothing more is coming from the web server: close as soon as what we wrote is out.
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(channel.allocator.buffer(capacity: 0))).whenComplete { _ in
+                channel.close(promise: nil)
+            }
+            return
+        }
         // Half-close first, so unread input from the web server is drained instead of
         // answered with a reset that could cut the response it is still reading.
         let channel = context.channel
@@ -413,6 +431,10 @@ final class ConnectionHandler<App: Application>: ChannelDuplexHandler, Removable
             channel.closeFuture.whenComplete { _ in timeout.cancel() }
         }
         context.read()
+    }
+
+    private func peer(_ context: ChannelHandlerContext) -> String {
+        context.channel.remoteAddress.map { "\($0)" } ?? "a Unix socket peer"
     }
 
     private func closeNow(context: ChannelHandlerContext) {

@@ -84,6 +84,8 @@ public struct FastCGIServer<App: Application>: Service {
         if case .unix(let path, _) = configuration.address { socketFile = UnixSocketFile.identity(of: path) }
         logger.info("FastCGI server listening on \(configuration.address)")
         onListening(serverChannel.localAddress)
+        let idleSweep = Self.sweepIdleConnections(of: state, timeoutSeconds: configuration.limits.idleTimeoutSeconds)
+        defer { idleSweep?.cancel() }
 
         await withTaskCancellationOrGracefulShutdownHandler {
             try? await serverChannel.closeFuture.get()
@@ -103,12 +105,10 @@ public struct FastCGIServer<App: Application>: Service {
 
     private func bind(state: ServerState) async throws -> any Channel {
         let application = self.application
-        let idleTimeout = configuration.limits.idleTimeoutSeconds
         let bootstrap = ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
-            .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelOption(
                 .recvAllocator,
                 value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 16 * 1024, maximum: 256 * 1024)
@@ -116,9 +116,6 @@ public struct FastCGIServer<App: Application>: Service {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let handlers = channel.pipeline.syncOperations
-                    if idleTimeout > 0 {
-                        try handlers.addHandler(IdleStateHandler(readTimeout: .seconds(idleTimeout)))
-                    }
                     try handlers.addHandler(ConnectionHandler(application: application, server: state))
                 }
             }
@@ -158,6 +155,29 @@ public struct FastCGIServer<App: Application>: Service {
             for channel in left { channel.close(promise: nil) }
         }
     }
+}
+
+extension FastCGIServer {
+    /// Closes connections that stayed idle past the timeout. One task for the whole server,
+    /// instead of a timer per connection that every short-lived connection would pay for.
+    fileprivate static func sweepIdleConnections(of state: ServerState, timeoutSeconds: Int64) -> Task<Void, Never>? {
+        guard timeoutSeconds > 0 else { return nil }
+        let interval = Duration.milliseconds(max(250, min(timeoutSeconds * 1000 / 4, 30_000)))
+        return Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: interval)
+                let check = IdleCheck(idleSince: .now() - .seconds(timeoutSeconds))
+                for channel in state.openConnections {
+                    channel.pipeline.fireUserInboundEventTriggered(check)
+                }
+            }
+        }
+    }
+}
+
+/// Sent to every connection by the idle sweep: close if nothing arrived since `idleSince`.
+struct IdleCheck: Sendable {
+    let idleSince: NIODeadline
 }
 
 /// Sent down each connection's pipeline when the server starts shutting down.

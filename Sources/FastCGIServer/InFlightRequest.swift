@@ -15,6 +15,8 @@ final class InFlightRequest {
     var isEnded = false
     /// True once the params stream has ended and the application has been started.
     var isStarted = false
+    /// True once the empty `FCGI_STDIN` record arrived: the web server sends nothing more.
+    var stdinEnded = false
 
     init(id: UInt16, role: Role, keepConnection: Bool, body: StdinBodySource) {
         self.id = id

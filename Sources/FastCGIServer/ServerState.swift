@@ -51,6 +51,9 @@ final class ServerState: Sendable {
 
     var connectionCount: Int { connections.withLock { $0.count } }
 
+    /// The connections open right now.
+    var openConnections: [any Channel] { connections.withLock { Array($0.values) } }
+
     /// Marks the server as stopping and returns the open connections, to be closed once idle.
     func beginShutdown() -> [any Channel] {
         shuttingDown.store(true, ordering: .relaxed)
