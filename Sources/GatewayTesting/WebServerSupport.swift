@@ -176,6 +176,12 @@ public enum ApacheCGI {
                 let copy = try directory.copyExecutable(program, to: "cgi-bin/" + name)
                 aliases += "ScriptAlias /cgi-bin/\(name) \(copy)\nScriptAlias /secure/\(name) \(copy)\n"
             }
+            // Some modules are built into Debian's apache2 (unixd, log_config); load the others.
+            let loads = [
+                "mpm_event", "authz_core", "unixd", "log_config", "mime", "alias", "env", "setenvif", "cgid",
+            ]
+            .map { "<IfModule !\($0)_module>\n    LoadModule \($0)_module \(modules)/mod_\($0).so\n</IfModule>" }
+            .joined(separator: "\n")
             let user = RequiredTool.isRoot ? "User nobody\nGroup nogroup\n" : ""
             let prefix = directory.path
             try directory.write(
@@ -189,15 +195,7 @@ public enum ApacheCGI {
                 ErrorLog "\(prefix)/error.log"
                 LogLevel warn
                 \(user)
-                LoadModule mpm_event_module \(modules)/mod_mpm_event.so
-                LoadModule authz_core_module \(modules)/mod_authz_core.so
-                LoadModule unixd_module \(modules)/mod_unixd.so
-                LoadModule log_config_module \(modules)/mod_log_config.so
-                LoadModule mime_module \(modules)/mod_mime.so
-                LoadModule alias_module \(modules)/mod_alias.so
-                LoadModule env_module \(modules)/mod_env.so
-                LoadModule setenvif_module \(modules)/mod_setenvif.so
-                LoadModule cgid_module \(modules)/mod_cgid.so
+                \(loads)
 
                 StartServers 1
                 ServerLimit 1
@@ -342,7 +340,7 @@ public enum NginxFcgiwrap {
             )
             let wrapper = try ProcessRunner.start(
                 fcgiwrap,
-                arguments: ["-c", "2", "-s", "unix:\(prefix)/fcgiwrap.sock"],
+                arguments: ["-f", "-c", "2", "-s", "unix:\(prefix)/fcgiwrap.sock"],
                 logFile: prefix + "/fcgiwrap.log"
             )
             started.append(wrapper)

@@ -46,7 +46,7 @@ struct CGIServerTests {
     }
 
     @Test func readsTheBodyInBoundedChunksAndStreamsTheResponse() async throws {
-        let body = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        let body = (0..<2_500_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
         let input = try temporaryFile(body + Array("trailing garbage".utf8))
         let output = try temporaryFile()
         let error = try temporaryFile()
