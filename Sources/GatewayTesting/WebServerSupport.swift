@@ -41,11 +41,33 @@ public final class TemporaryDirectory: Sendable {
     }
 
     /// Copies the executable at `source` to `name` inside this directory, mode 0755; returns its path.
+    ///
+    /// Copied with descriptors opened `O_CLOEXEC`: a program started meanwhile by another test
+    /// must not inherit the file open for writing, or executing it fails with `ETXTBSY`.
     public func copyExecutable(_ source: String, to name: String) throws -> String {
         let target = path + "/" + name
-        try? FileManager.default.removeItem(atPath: target)
-        try FileManager.default.copyItem(atPath: source, toPath: target)
-        chmod(target, 0o755)
+        unlink(target)
+        let input = open(source, O_RDONLY | O_CLOEXEC)
+        guard input >= 0 else { throw TransportError("cannot open \(source): errno \(errno)") }
+        defer { close(input) }
+        let output = open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o755)
+        guard output >= 0 else { throw TransportError("cannot create \(target): errno \(errno)") }
+        defer { close(output) }
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let count = Glibc.read(input, &buffer, buffer.count)
+            if count < 0, errno == EINTR { continue }
+            guard count >= 0 else { throw TransportError("cannot read \(source): errno \(errno)") }
+            if count == 0 { break }
+            var written = 0
+            while written < count {
+                let result = buffer.withUnsafeBytes { Glibc.write(output, $0.baseAddress! + written, count - written) }
+                if result < 0, errno == EINTR { continue }
+                guard result > 0 else { throw TransportError("cannot write \(target): errno \(errno)") }
+                written += result
+            }
+        }
+        fchmod(output, 0o755)
         return target
     }
 
@@ -345,10 +367,10 @@ public enum NginxFcgiwrap {
             )
             started.append(wrapper)
             let socketReady = await poll(timeout: timeout) {
-                FileManager.default.fileExists(atPath: prefix + "/fcgiwrap.sock") || !wrapper.isRunning
+                PortAllocator.isListening(unixSocket: prefix + "/fcgiwrap.sock") || !wrapper.isRunning
             }
             guard socketReady, wrapper.isRunning else {
-                throw TransportError("fcgiwrap did not create its socket.\n\(wrapper.logTail)")
+                throw TransportError("fcgiwrap does not accept connections.\n\(wrapper.logTail)")
             }
             let server = try ProcessRunner.start(
                 nginx,
