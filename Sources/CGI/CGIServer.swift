@@ -55,10 +55,12 @@ public enum CGIServer {
             multiprocess: true,
             runOnce: true
         )
+        var body: DescriptorBodySource?
         if let length = environ.contentLength, length > 0 {
-            environ.input = RequestBody(source: DescriptorBodySource(fd: input, length: length), contentLength: length)
+            body = DescriptorBodySource(fd: input, length: length)
+            environ.input = RequestBody(source: body!, contentLength: length)
         }
-        var writer = DescriptorOutput(fd: output)
+        var writer = DescriptorOutput(fd: output, input: body)
         switch await ResponseDriver.run(application, environ: environ, output: &writer) {
         case .completed, .applicationFailed(headSent: false):
             return 0
@@ -125,32 +127,122 @@ public struct CGIInputError: Error, CustomStringConvertible {
 /// Reads the request body from a file descriptor in chunks of up to 64 KiB, never asking
 /// for more than the bytes `CONTENT_LENGTH` announced (so it never blocks on data that will
 /// not come).
+///
+/// Web servers running CGI (Apache's mod_cgid, fcgiwrap) write the whole request body to the
+/// program before they read any of its output. An application that starts its response before
+/// reading its whole body (an echo, a streaming transform) would deadlock them once the pipes
+/// fill. So before the first response bytes go out, ``spoolRemaining()`` reads the rest of the
+/// body into a spool (the first 1 MiB in memory, the rest in an unlinked temporary file) and
+/// later reads are served from there.
 final class DescriptorBodySource: RequestBodySource, @unchecked Sendable {
-    // Only the one task serving the request reads the body, one chunk at a time.
+    // Only the one task serving the request reads the body and writes the response, one
+    // call at a time, so the state needs no lock.
     private let fd: Int32
     private let length: Int
+    /// Bytes read from `fd` so far.
     private var received = 0
+    /// The spool: bytes read ahead for the application, in memory and then in `spoolFile`.
+    private var memory: [UInt8] = []
+    private var memoryOffset = 0
+    private var spoolFile: Int32 = -1
+    private var fileWritten = 0
+    private var fileRead = 0
+    /// The error that ended spooling, thrown once the application reached it.
+    private var pendingError: CGIInputError?
+    static let memoryLimit = 1 << 20
+    static let chunkSize = 65536
 
     init(fd: Int32, length: Int) {
         self.fd = fd
         self.length = length
     }
 
+    deinit {
+        if spoolFile >= 0 { close(spoolFile) }
+    }
+
+    /// Whether every body byte was read from the descriptor (or reading it failed).
+    var isDrained: Bool { received == length || pendingError != nil }
+
     nonisolated(nonsending) func read() async throws -> [UInt8]? {
-        let wanted = min(65536, length - received)
+        try nextChunk()
+    }
+
+    func nextChunk() throws -> [UInt8]? {
+        if memoryOffset < memory.count {
+            let end = min(memory.count, memoryOffset + Self.chunkSize)
+            defer {
+                memoryOffset = end
+                if end == memory.count {
+                    memory = []
+                    memoryOffset = 0
+                }
+            }
+            return Array(memory[memoryOffset..<end])
+        }
+        if fileRead < fileWritten {
+            let wanted = min(Self.chunkSize, fileWritten - fileRead)
+            let chunk = try readChunk(from: spoolFile, count: wanted, at: fileRead)
+            fileRead += chunk.count
+            return chunk
+        }
+        if let pendingError { throw pendingError }
+        let wanted = min(Self.chunkSize, length - received)
         guard wanted > 0 else { return nil }
-        let fd = self.fd
+        let chunk = try readChunk(from: fd, count: wanted, at: nil)
+        received += chunk.count
+        return chunk
+    }
+
+    /// Reads the rest of the body from the descriptor into the spool.
+    func spoolRemaining() {
+        while received < length {
+            let chunk: [UInt8]
+            do {
+                chunk = try readChunk(from: fd, count: min(Self.chunkSize, length - received), at: nil)
+            } catch {
+                pendingError = error
+                return
+            }
+            received += chunk.count
+            if spoolFile < 0, memory.count - memoryOffset + chunk.count <= Self.memoryLimit {
+                memory += chunk
+                continue
+            }
+            if spoolFile < 0 {
+                spoolFile = openTemporaryFile()
+                if spoolFile < 0 {
+                    pendingError = CGIInputError(received: received, expected: length, errorNumber: errno)
+                    return
+                }
+            }
+            let failure = chunk.withUnsafeBytes { bytes in
+                writeAll(spoolFile, bytes, UnsafeRawBufferPointer(start: nil, count: 0), offset: fileWritten)
+            }
+            if failure != 0 {
+                pendingError = CGIInputError(received: received, expected: length, errorNumber: failure)
+                return
+            }
+            fileWritten += chunk.count
+        }
+    }
+
+    /// One `read(2)` (or `pread(2)` at `offset`) of up to `count` bytes, retried on `EINTR`;
+    /// throws when it fails or finds the end of the input early.
+    private func readChunk(from fd: Int32, count: Int, at offset: Int?) throws(CGIInputError) -> [UInt8] {
         var failure: Int32 = 0
-        let chunk = [UInt8](unsafeUninitializedCapacity: wanted) { buffer, count in
+        let chunk = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
             while true {
-                let result = readDescriptor(fd, buffer.baseAddress, wanted)
+                let result =
+                    offset.map { pread(fd, buffer.baseAddress, count, off_t($0)) }
+                    ?? readDescriptor(fd, buffer.baseAddress, count)
                 if result >= 0 {
-                    count = result
+                    initialized = result
                     return
                 }
                 if errno != EINTR {
                     failure = errno
-                    count = 0
+                    initialized = 0
                     return
                 }
             }
@@ -158,8 +250,16 @@ final class DescriptorBodySource: RequestBodySource, @unchecked Sendable {
         guard failure == 0, !chunk.isEmpty else {
             throw CGIInputError(received: received, expected: length, errorNumber: failure == 0 ? nil : failure)
         }
-        received += chunk.count
         return chunk
+    }
+
+    /// A new, already unlinked file in `$TMPDIR` (or `/tmp`).
+    private func openTemporaryFile() -> Int32 {
+        let directory = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
+        var template = Array((directory + "/swift-gateway-body-XXXXXX").utf8CString)
+        let fd = mkstemp(&template)
+        if fd >= 0 { unlink(template) }
+        return fd
     }
 }
 
@@ -168,10 +268,13 @@ final class DescriptorBodySource: RequestBodySource, @unchecked Sendable {
 /// retried, nothing is buffered.
 struct DescriptorOutput: ResponseOutput {
     let fd: Int32
+    /// The request body, spooled before the first write (see ``DescriptorBodySource``).
+    let input: DescriptorBodySource?
     /// The `errno` of the write that failed.
     var failure: Int32 = 0
 
     nonisolated(nonsending) mutating func send(head: [UInt8], body: [UInt8], isLast: Bool) async throws {
+        if let input, !input.isDrained { input.spoolRemaining() }
         let result = head.withUnsafeBytes { head in
             body.withUnsafeBytes { body in writeAll(fd, head, body) }
         }
@@ -197,7 +300,12 @@ func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Int32 {
 
 /// Writes `first` then `second` with `writev(2)`, retrying partial writes and `EINTR`;
 /// returns 0 or the `errno` that stopped it.
-func writeAll(_ fd: Int32, _ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) -> Int32 {
+func writeAll(
+    _ fd: Int32,
+    _ first: UnsafeRawBufferPointer,
+    _ second: UnsafeRawBufferPointer,
+    offset: Int? = nil
+) -> Int32 {
     var firstLeft = first.count
     var secondLeft = second.count
     while firstLeft + secondLeft > 0 {
@@ -215,7 +323,11 @@ func writeAll(_ fd: Int32, _ first: UnsafeRawBufferPointer, _ second: UnsafeRawB
         )
         let written = withUnsafeMutablePointer(to: &vectors) { pointer in
             pointer.withMemoryRebound(to: iovec.self, capacity: 2) { vector in
-                firstLeft == 0 ? writev(fd, vector + 1, 1) : writev(fd, vector, secondLeft == 0 ? 1 : 2)
+                let start = firstLeft == 0 ? vector + 1 : vector
+                let count: Int32 = firstLeft == 0 || secondLeft == 0 ? 1 : 2
+                guard let offset else { return writev(fd, start, count) }
+                let done = first.count - firstLeft + second.count - secondLeft
+                return pwritev(fd, start, count, off_t(offset + done))
             }
         }
         if written < 0 {

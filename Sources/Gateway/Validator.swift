@@ -132,7 +132,9 @@ public struct Validator: Middleware {
                 fail("Content-Length \(quoted(first)) is not a decimal number")
             }
         }
-        if !ResponseHead.allowsBody(response.status), let length = declaredLength(of: response), length > 0 {
+        if !ResponseHead.allowsBody(response.status), case .stream = response.body.content,
+            let length = declaredLength(of: response), length > 0
+        {
             fail("status \(code) must not have a body, but Content-Length is \(length)")
         }
         if case .bytes(let bytes) = response.body.content, !bytes.isEmpty {

@@ -53,7 +53,7 @@ public struct CGIEnvironment: Sendable {
             pairs.insert(("HTTP_HOST", serverPort == 80 ? serverName : "\(serverName):\(serverPort)"), at: 0)
         }
         if !hasContentLength, !request.body.isEmpty { pairs.append(("CONTENT_LENGTH", String(request.body.count))) }
-        let contextPrefix = String(scriptName.prefix(through: scriptName.lastIndex(of: "/") ?? scriptName.startIndex))
+        let contextPrefix = scriptName.lastIndex(of: "/").map { String(scriptName[...$0]) } ?? ""
         pairs += [
             ("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
             ("SERVER_SIGNATURE", ""),
@@ -64,7 +64,7 @@ public struct CGIEnvironment: Sendable {
             ("REMOTE_ADDR", remoteAddress),
             ("DOCUMENT_ROOT", documentRoot),
             ("REQUEST_SCHEME", scheme),
-            ("CONTEXT_PREFIX", scriptName.isEmpty ? "" : contextPrefix),
+            ("CONTEXT_PREFIX", contextPrefix),
             ("CONTEXT_DOCUMENT_ROOT", documentRoot),
             ("SERVER_ADMIN", "[no address given]"),
             ("SCRIPT_FILENAME", scriptFilename),

@@ -118,7 +118,13 @@ public enum ProcessRunner {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, logFile, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        let pid = try spawn(executable, arguments: arguments, environment: environment, actions: &actions)
+        let pid = try spawn(
+            executable,
+            arguments: arguments,
+            environment: environment,
+            actions: &actions,
+            newProcessGroup: true
+        )
         return RunningProcess(pid: pid, executable: executable, logFile: logFile)
     }
 
@@ -140,7 +146,8 @@ public enum ProcessRunner {
         _ executable: String,
         arguments: [String],
         environment: [(name: String, value: String)],
-        actions: inout posix_spawn_file_actions_t
+        actions: inout posix_spawn_file_actions_t,
+        newProcessGroup: Bool = false
     ) throws -> pid_t {
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.name)=\($0.value)") } + [nil]
@@ -159,7 +166,14 @@ public enum ProcessRunner {
         var empty = sigset_t()
         sigemptyset(&empty)
         posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+        var flags = POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK
+        if newProcessGroup {
+            // Its own process group (numbered by its PID), so stopping it also stops the
+            // children it forked (fcgiwrap's workers, CGI programs still running).
+            posix_spawnattr_setpgroup(&attributes, 0)
+            flags |= POSIX_SPAWN_SETPGROUP
+        }
+        posix_spawnattr_setflags(&attributes, Int16(flags))
         var pid: pid_t = 0
         let result = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
         guard result == 0 else {
@@ -198,7 +212,8 @@ public enum ProcessRunner {
     }
 }
 
-/// A program started by ``ProcessRunner/start(_:arguments:environment:logFile:)``; stopped by PID.
+/// A program started by ``ProcessRunner/start(_:arguments:environment:logFile:)``, in its own
+/// process group; stopped by PID (its process group's ID), children included.
 public final class RunningProcess: Sendable {
     /// Its process ID.
     public let pid: pid_t
@@ -223,17 +238,20 @@ public final class RunningProcess: Sendable {
         }
     }
 
-    /// Sends `signal` (`SIGTERM` by default), waits up to `timeout`, then `SIGKILL`s it.
+    /// Sends `signal` (`SIGTERM` by default) to it, waits up to `timeout`, then `SIGKILL`s it;
+    /// finally `SIGKILL`s whatever is left of its process group.
     public func stop(signal: Int32 = SIGTERM, timeout: Duration = .seconds(10)) async {
-        guard isRunning else { return }
-        kill(pid, signal)
         let pid = self.pid
-        let status = try? await onDedicatedThread {
-            if let status = ProcessRunner.waitForExit(pid, until: .now + timeout) { return status }
-            kill(pid, SIGKILL)
-            return ProcessRunner.waitForExit(pid, until: .now + .seconds(5)) ?? -1
+        if isRunning {
+            kill(pid, signal)
+            let status = try? await onDedicatedThread {
+                if let status = ProcessRunner.waitForExit(pid, until: .now + timeout) { return status }
+                kill(pid, SIGKILL)
+                return ProcessRunner.waitForExit(pid, until: .now + .seconds(5)) ?? -1
+            }
+            exitStatus.withLock { $0 = status ?? -1 }
         }
-        exitStatus.withLock { $0 = status ?? -1 }
+        kill(-pid, SIGKILL)
     }
 
     /// The log's contents (its last 4 KiB), for failure messages.

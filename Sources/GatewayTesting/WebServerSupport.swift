@@ -41,11 +41,33 @@ public final class TemporaryDirectory: Sendable {
     }
 
     /// Copies the executable at `source` to `name` inside this directory, mode 0755; returns its path.
+    ///
+    /// Copied with descriptors opened `O_CLOEXEC`: a program started meanwhile by another test
+    /// must not inherit the file open for writing, or executing it fails with `ETXTBSY`.
     public func copyExecutable(_ source: String, to name: String) throws -> String {
         let target = path + "/" + name
-        try? FileManager.default.removeItem(atPath: target)
-        try FileManager.default.copyItem(atPath: source, toPath: target)
-        chmod(target, 0o755)
+        unlink(target)
+        let input = open(source, O_RDONLY | O_CLOEXEC)
+        guard input >= 0 else { throw TransportError("cannot open \(source): errno \(errno)") }
+        defer { close(input) }
+        let output = open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o755)
+        guard output >= 0 else { throw TransportError("cannot create \(target): errno \(errno)") }
+        defer { close(output) }
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let count = Glibc.read(input, &buffer, buffer.count)
+            if count < 0, errno == EINTR { continue }
+            guard count >= 0 else { throw TransportError("cannot read \(source): errno \(errno)") }
+            if count == 0 { break }
+            var written = 0
+            while written < count {
+                let result = buffer.withUnsafeBytes { Glibc.write(output, $0.baseAddress! + written, count - written) }
+                if result < 0, errno == EINTR { continue }
+                guard result > 0 else { throw TransportError("cannot write \(target): errno \(errno)") }
+                written += result
+            }
+        }
+        fchmod(output, 0o755)
         return target
     }
 
@@ -176,6 +198,12 @@ public enum ApacheCGI {
                 let copy = try directory.copyExecutable(program, to: "cgi-bin/" + name)
                 aliases += "ScriptAlias /cgi-bin/\(name) \(copy)\nScriptAlias /secure/\(name) \(copy)\n"
             }
+            // Some modules are built into Debian's apache2 (unixd, log_config); load the others.
+            let loads = [
+                "mpm_event", "authz_core", "unixd", "log_config", "mime", "alias", "env", "setenvif", "cgid",
+            ]
+            .map { "<IfModule !\($0)_module>\n    LoadModule \($0)_module \(modules)/mod_\($0).so\n</IfModule>" }
+            .joined(separator: "\n")
             let user = RequiredTool.isRoot ? "User nobody\nGroup nogroup\n" : ""
             let prefix = directory.path
             try directory.write(
@@ -189,19 +217,7 @@ public enum ApacheCGI {
                 ErrorLog "\(prefix)/error.log"
                 LogLevel warn
                 \(user)
-                LoadModule mpm_event_module \(modules)/mod_mpm_event.so
-                LoadModule authz_core_module \(modules)/mod_authz_core.so
-                <IfModule !unixd_module>
-                LoadModule unixd_module \(modules)/mod_unixd.so
-                </IfModule>
-                <IfModule !log_config_module>
-                LoadModule log_config_module \(modules)/mod_log_config.so
-                </IfModule>
-                LoadModule mime_module \(modules)/mod_mime.so
-                LoadModule alias_module \(modules)/mod_alias.so
-                LoadModule env_module \(modules)/mod_env.so
-                LoadModule setenvif_module \(modules)/mod_setenvif.so
-                LoadModule cgid_module \(modules)/mod_cgid.so
+                \(loads)
 
                 StartServers 1
                 ServerLimit 1
@@ -346,15 +362,15 @@ public enum NginxFcgiwrap {
             )
             let wrapper = try ProcessRunner.start(
                 fcgiwrap,
-                arguments: ["-c", "2", "-s", "unix:\(prefix)/fcgiwrap.sock"],
+                arguments: ["-f", "-c", "2", "-s", "unix:\(prefix)/fcgiwrap.sock"],
                 logFile: prefix + "/fcgiwrap.log"
             )
             started.append(wrapper)
             let socketReady = await poll(timeout: timeout) {
-                FileManager.default.fileExists(atPath: prefix + "/fcgiwrap.sock") || !wrapper.isRunning
+                PortAllocator.isListening(unixSocket: prefix + "/fcgiwrap.sock") || !wrapper.isRunning
             }
             guard socketReady, wrapper.isRunning else {
-                throw TransportError("fcgiwrap did not create its socket.\n\(wrapper.logTail)")
+                throw TransportError("fcgiwrap does not accept connections.\n\(wrapper.logTail)")
             }
             let server = try ProcessRunner.start(
                 nginx,

@@ -1,0 +1,160 @@
+import Gateway
+import GatewayTesting
+import HTTPTypes
+import Testing
+
+struct Failure: Error, CustomStringConvertible {
+    var description: String { "the failure" }
+}
+
+func streaming(_ write: @escaping ResponseBody.Writer) -> ClosureApplication {
+    ClosureApplication { _ in
+        Response(headers: [.contentType: "text/plain"], body: ResponseBody(write))
+    }
+}
+
+@Suite("ResponseDriver")
+struct ResponseDriverTests {
+    @Test func inMemoryBodyGoesOutInOneLastSend() async {
+        let (outcome, output) = await drive(ClosureApplication { _ in .text("hi") })
+        guard case .completed = outcome else { Issue.record("\(outcome)"); return }
+        #expect(output.sends.count == 1)
+        #expect(output.sends[0].isLast)
+        #expect(text(output.sends[0].head).hasPrefix("Status: 200 OK\r\n"))
+        #expect(text(output.sends[0].head).contains("Content-Length: 2\r\n"))
+        #expect(output.sends[0].body == Array("hi".utf8))
+    }
+
+    @Test func headWaitsForTheFirstNonEmptyWrite() async {
+        let app = streaming { writer in
+            try await writer.write([])
+            try await writer.write("one")
+            try await writer.write([])
+            try await writer.write("two")
+        }
+        let (outcome, output) = await drive(app)
+        guard case .completed = outcome else { Issue.record("\(outcome)"); return }
+        #expect(output.sends.count == 2)
+        #expect(text(output.sends[0].head) == "Status: 200 OK\r\nContent-Type: text/plain\r\n\r\n")
+        #expect(text(output.sends[0].body) == "one")
+        #expect(output.sends[1].head.isEmpty)
+        #expect(text(output.sends[1].body) == "two")
+        #expect(output.sends.allSatisfy { !$0.isLast })
+    }
+
+    @Test func emptyStreamSendsTheHeadAlone() async {
+        let (outcome, output) = await drive(streaming { writer in try await writer.write([]) })
+        guard case .completed = outcome else { Issue.record("\(outcome)"); return }
+        #expect(output.sends.count == 1)
+        #expect(output.sends[0].body.isEmpty)
+        #expect(output.sends[0].isLast)
+        #expect(text(output.sends[0].head).hasPrefix("Status: 200 OK"))
+    }
+
+    @Test func throwingFromRespondBecomesA500AndALogLine() async {
+        let errors = ErrorCollector()
+        let (outcome, output) = await drive(
+            ClosureApplication { _ in throw Failure() },
+            environ: environ(["REQUEST_METHOD": "POST", "PATH_INFO": "/x"], errors: errors.stream)
+        )
+        guard case .applicationFailed(headSent: false) = outcome else { Issue.record("\(outcome)"); return }
+        let response = try? ResponseParser.parseCGI(output.bytes)
+        #expect(response?.status == 500)
+        #expect(response?.text == "Internal Server Error\n")
+        #expect(!(response?.text.contains("the failure") ?? true))
+        #expect(errors.messages.count == 1)
+        #expect(errors.text.contains("POST /x"))
+        #expect(errors.text.contains("the failure"))
+    }
+
+    @Test func throwingBeforeTheHeadBecomesA500() async {
+        let errors = ErrorCollector()
+        let app = streaming { writer in
+            try await writer.write([])
+            throw Failure()
+        }
+        let (outcome, output) = await drive(app, environ: environ(["PATH_INFO": "/"], errors: errors.stream))
+        guard case .applicationFailed(headSent: false) = outcome else { Issue.record("\(outcome)"); return }
+        #expect(text(output.bytes).hasPrefix("Status: 500 Internal Server Error\r\n"))
+        #expect(errors.text.contains("the failure"))
+    }
+
+    @Test func throwingAfterTheHeadCutsTheResponseShort() async {
+        let errors = ErrorCollector()
+        let app = streaming { writer in
+            try await writer.write("partial")
+            throw Failure()
+        }
+        let (outcome, output) = await drive(app, environ: environ(["PATH_INFO": "/"], errors: errors.stream))
+        guard case .applicationFailed(headSent: true) = outcome else { Issue.record("\(outcome)"); return }
+        #expect(text(output.bytes) == "Status: 200 OK\r\nContent-Type: text/plain\r\n\r\npartial")
+        #expect(errors.text.contains("after the response began"))
+        #expect(errors.text.contains("the failure"))
+    }
+
+    @Test func outputFailureStopsTheWriterAndIsReported() async {
+        let attempts = ErrorCollector()
+        let app = streaming { writer in
+            try await writer.write("first")
+            do {
+                try await writer.write("second")
+            } catch {
+                attempts.stream.write("writer saw: \(error)")
+                throw error
+            }
+            attempts.stream.write("not reached")
+        }
+        let (outcome, output) = await drive(app, output: MemoryOutput(failAtSend: 1))
+        guard case .outputFailed = outcome else { Issue.record("\(outcome)"); return }
+        #expect(output.sends.count == 1)
+        #expect(attempts.messages.count == 1)
+        #expect(attempts.text.hasPrefix("writer saw:"))
+    }
+
+    @Test func outputFailureOnAnInMemoryBody() async {
+        let (outcome, _) = await drive(ClosureApplication { _ in .text("x") }, output: MemoryOutput(failAtSend: 0))
+        guard case .outputFailed = outcome else { Issue.record("\(outcome)"); return }
+    }
+
+    @Test func streamWithKnownLengthSendsContentLength() async {
+        let app = ClosureApplication { _ in
+            Response(headers: [.contentType: "a/b"], body: ResponseBody(contentLength: 3) { try await $0.write("abc") })
+        }
+        let (_, output) = await drive(app)
+        #expect(text(output.bytes) == "Status: 200 OK\r\nContent-Type: a/b\r\nContent-Length: 3\r\n\r\nabc")
+    }
+}
+
+@Suite("Middleware")
+struct MiddlewareTests {
+    struct Tag: Middleware {
+        let name: String
+        nonisolated(nonsending) func respond(to environ: Environ, next: some Application) async throws -> Response {
+            environ.errors.write("enter \(name)")
+            var response = try await next.respond(to: environ)
+            response.headers.append(HTTPField(name: HTTPField.Name("X-Trace")!, value: name))
+            environ.errors.write("leave \(name)")
+            return response
+        }
+    }
+
+    @Test func lastWrappedRunsFirst() async throws {
+        let errors = ErrorCollector()
+        let app = ClosureApplication { environ in
+            environ.errors.write("app")
+            return .text("ok")
+        }
+        .wrapped(in: Tag(name: "inner"))
+        .wrapped(in: Tag(name: "outer"))
+        let response = try await app.respond(to: environ([:], errors: errors.stream))
+        #expect(errors.messages == ["enter outer\n", "enter inner\n", "app\n", "leave inner\n", "leave outer\n"])
+        #expect(response.headers[values: HTTPField.Name("X-Trace")!] == ["inner", "outer"])
+    }
+
+    @Test func aWrappedApplicationRunsThroughTheDriver() async throws {
+        let app = ClosureApplication { _ in .text("ok") }.wrapped(in: Tag(name: "only"))
+        let response = try await InProcessTransport(app).perform(TestRequest())
+        #expect(response.status == 200)
+        #expect(response[header: "X-Trace"] == "only")
+    }
+}
