@@ -19,7 +19,7 @@ import Darwin
 /// Decides like libfcgi's `FCGX_IsCGI`: `--socket`/`--port` flags, or a listening socket on
 /// fd 0 (spawn-fcgi, Apache mod_fcgid, `cgi-fcgi -start`), mean FastCGI; a `REQUEST_METHOD`
 /// in the environment means one CGI request. One binary therefore deploys both ways.
-public func serve(_ application: some Application) async -> Never {
+nonisolated(nonsending) public func serve(_ application: some Application) async -> Never {
     signal(SIGPIPE, SIG_IGN)
     let listeningOnStandardInput = ServeMode.isListeningSocket(0)
     // A CGI request never reads flags: Apache passes parts of a query string as arguments.
@@ -45,7 +45,7 @@ public func serve(_ application: some Application) async -> Never {
 }
 
 /// Runs the application made from `handler`; see ``serve(_:)``.
-public func serve(_ handler: @escaping ClosureApplication.Handler) async -> Never {
+nonisolated(nonsending) public func serve(_ handler: @escaping ClosureApplication.Handler) async -> Never {
     await serve(ClosureApplication(handler))
 }
 

@@ -155,13 +155,15 @@ struct EnvironTests {
 
 @Suite("CGIVariables")
 struct CGIVariablesTests {
-    @Test func keepsOrderAndDuplicates() {
+    /// A name sent twice (nginx: `fastcgi_params` plus an override) reads as the last one,
+    /// as in PHP-FPM and in a process environment.
+    @Test func keepsOrderAndDuplicatesAndTheLastDuplicateWins() {
         let variables = CGIVariables([("B", "1"), ("A", "2"), ("B", "3"), ("EMPTY", "")])
         #expect(variables.count == 4)
         #expect(variables.map(\.name) == ["B", "A", "B", "EMPTY"])
         #expect(variables.map(\.value) == ["1", "2", "3", ""])
-        #expect(variables["B"] == "1")
-        #expect(variables.firstIndex(named: "B") == 0)
+        #expect(variables["B"] == "3")
+        #expect(variables.lastIndex(named: "B") == 2)
         #expect(variables["EMPTY"] == "")
         #expect(variables.contains("EMPTY"))
         #expect(variables["MISSING"] == nil)
