@@ -270,7 +270,7 @@ final class ConnectionHandler<App: Application>: ChannelDuplexHandler, Removable
             input: RequestBody(source: request.body, contentLength: contentLength),
             errors: errors,
             multithread: true,
-            multiprocess: false,
+            multiprocess: server.multiprocess,
             runOnce: false
         )
         let application: any Application

@@ -76,7 +76,8 @@ public struct FastCGIServer<App: Application>: Service {
         let state = ServerState(
             limits: configuration.limits,
             logger: logger,
-            allowedPeers: configuration.allowedPeers
+            allowedPeers: configuration.allowedPeers,
+            multiprocess: configuration.address.isInherited
         )
         let serverChannel = try await bind(state: state)
         // The socket file this server created, so that it removes that one and no other.

@@ -8,6 +8,12 @@ public enum ListenAddress: Sendable, Equatable, CustomStringConvertible {
     /// `cgi-fcgi -start` hand it over.
     case inheritedDescriptor(Int32)
 
+    /// True for a socket handed over by a process manager, which may share it among processes.
+    public var isInherited: Bool {
+        if case .inheritedDescriptor = self { return true }
+        return false
+    }
+
     public var description: String {
         switch self {
         case .unix(let path, _): "unix:\(path)"

@@ -8,11 +8,14 @@ final class ServerState: Sendable {
     let limits: ServerLimits
     let logger: Logger
     let allowedPeers: WebServerAllowList?
+    /// Whether other processes may share the listening socket (it was inherited).
+    let multiprocess: Bool
     private let inFlightRequests = Atomic<Int>(0)
     private let connections = Mutex<[ObjectIdentifier: any Channel]>([:])
     private let shuttingDown = Atomic<Bool>(false)
 
-    init(limits: ServerLimits, logger: Logger, allowedPeers: WebServerAllowList?) {
+    init(limits: ServerLimits, logger: Logger, allowedPeers: WebServerAllowList?, multiprocess: Bool) {
+        self.multiprocess = multiprocess
         self.limits = limits
         self.logger = logger
         self.allowedPeers = allowedPeers

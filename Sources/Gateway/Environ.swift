@@ -65,6 +65,12 @@ public struct GatewayVersion: Sendable, Hashable, CustomStringConvertible {
     public var major: Int
     /// Compatible additions bump this.
     public var minor: Int
+    /// A version, e.g. to compare against ``current``.
+    public init(major: Int, minor: Int) {
+        self.major = major
+        self.minor = minor
+    }
+
     /// The version this library implements.
     public static let current = GatewayVersion(major: 1, minor: 0)
     public var description: String { "\(major).\(minor)" }

@@ -37,13 +37,23 @@ public enum PortAllocator {
 
     /// Whether something accepts connections on the Unix socket at `path`.
     public static func isListening(unixSocket path: String) -> Bool {
+        guard case .success(let fd) = connect(unixSocket: path) else { return false }
+        close(fd)
+        return true
+    }
+
+    /// A connected, blocking socket to the Unix socket at `path`, or the `errno` of the failure
+    /// (`ECONNREFUSED` for a stale socket file, `ENOENT` when there is none).
+    public static func connect(unixSocket path: String) -> Result<Int32, UnixSocketError> {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
+        guard fd >= 0 else { return .failure(UnixSocketError(path: path, code: errno)) }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return false }
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            close(fd)
+            return .failure(UnixSocketError(path: path, code: ENAMETOOLONG))
+        }
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
             raw.copyBytes(from: bytes)
             raw[bytes.count] = 0
@@ -53,7 +63,12 @@ public enum PortAllocator {
                 Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
             }
         }
-        return result == 0
+        guard result == 0 else {
+            let code = errno
+            close(fd)
+            return .failure(UnixSocketError(path: path, code: code))
+        }
+        return .success(fd)
     }
 
     /// A connected, blocking TCP socket to 127.0.0.1:`port`.
@@ -144,4 +159,13 @@ public struct HTTPTransport: GatewayTransport {
             timeout: timeout
         )
     }
+}
+
+/// A failed connection to a Unix socket: which path, and the `errno`.
+public struct UnixSocketError: Error, CustomStringConvertible {
+    /// The socket's path.
+    public let path: String
+    /// The `errno` of `socket` or `connect`.
+    public let code: Int32
+    public var description: String { "cannot connect to \(path): errno \(code)" }
 }

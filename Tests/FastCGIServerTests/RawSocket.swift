@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import GatewayTesting
 
 /// A blocking Unix-socket connection with receive timeouts, for tests that must see raw bytes
 /// (record headers, an HTTP request's fate) or misbehave below the test client's level.
@@ -12,24 +13,9 @@ final class RawSocket {
     }
 
     init(unixPath path: String) throws {
-        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw Failure(description: "socket: errno \(errno)") }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-        guard result == 0 else {
-            let error = errno
-            Glibc.close(fd)
-            throw Failure(description: "connect \(path): errno \(error)")
+        switch PortAllocator.connect(unixSocket: path) {
+        case .success(let descriptor): fd = descriptor
+        case .failure(let error): throw Failure(description: "\(error)")
         }
     }
 
