@@ -1,8 +1,8 @@
-@_exported import Gateway
-@_exported import HTTPTypes
 import ArgumentParser
 import CGI
 import FastCGIServer
+@_exported import Gateway
+@_exported import HTTPTypes
 import Logging
 import ServiceLifecycle
 

@@ -1,7 +1,8 @@
+import GatewayTesting
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import GatewayTesting
 
 /// A blocking Unix-socket connection with receive timeouts, for tests that must see raw bytes
 /// (record headers, an HTTP request's fate) or misbehave below the test client's level.
