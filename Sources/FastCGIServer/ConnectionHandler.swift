@@ -36,6 +36,9 @@ final class ConnectionHandler<App: Application>: ChannelDuplexHandler, Removable
     private var inputIsDrained = true
     /// When bytes last arrived; the server's idle sweep closes connections idle too long.
     private var lastActivity = NIODeadline.now()
+    /// `channelRead` is decoding; requests that end meanwhile wait in `endedWhileDecoding`.
+    private var isDecoding = false
+    private var endedWhileDecoding: [InFlightRequest] = []
     private var writabilityWaiters: [(request: ObjectIdentifier, continuation: CheckedContinuation<Void, any Error>)] =
         []
 
@@ -87,7 +90,8 @@ final class ConnectionHandler<App: Application>: ChannelDuplexHandler, Removable
         isClosing = true
         let interrupted = requests.values
         requests.removeAll()
-        for request in interrupted {
+        endedWhileDecoding.removeAll()
+        for request in interrupted where !request.isEnded {
             request.isEnded = true
             request.body.fail(RequestInterruption.connectionClosed)
             request.task?.cancel()
@@ -103,6 +107,11 @@ final class ConnectionHandler<App: Application>: ChannelDuplexHandler, Removable
         guard !isClosing else { return }
         lastActivity = .now()
         var buffer = unwrapInboundIn(data)
+        isDecoding = true
+        defer {
+            isDecoding = false
+            releaseRequestsEndedWhileDecoding()
+        }
         do {
             while let event = try decoder.next(from: &buffer) {
                 handle(event, context: context)
@@ -201,7 +210,8 @@ final class ConnectionHandler<App: Application>: ChannelDuplexHandler, Removable
             refuse(id: id, status: .unknownRole, keepConnection: keepConnection, context: context)
             return
         }
-        guard requests.count < server.limits.maxRequestsPerConnection, server.tryAcquireRequest() else {
+        let inFlight = requests.count - endedWhileDecoding.count
+        guard inFlight < server.limits.maxRequestsPerConnection, server.tryAcquireRequest() else {
             logger.warning("refusing request \(id): overloaded")
             refuse(id: id, status: .overloaded, keepConnection: keepConnection, context: context)
             return
@@ -360,15 +370,35 @@ final class ConnectionHandler<App: Application>: ChannelDuplexHandler, Removable
             into: &buffer
         )
         context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+        server.releaseRequest()
+        if request.body.fail(RequestInterruption.requestEnded) { bodyDrained() }
+        if isDecoding {
+            // A request that ends while its own records are being decoded (a quick answer runs
+            // inside `channelRead`) stays known to the decoder until the rest of this read is
+            // decoded: its FCGI_STDIN end is usually in the same bytes, and seeing it spares
+            // a connection without FCGI_KEEP_CONN the half-close and drain.
+            endedWhileDecoding.append(request)
+        } else {
+            release(request)
+        }
+    }
+
+    /// Forgets an ended request: its id may be reused, and the connection may close.
+    private func release(_ request: InFlightRequest) {
         if requests[request.id] === request {
             requests[request.id] = nil
             decoder.endRequest(request.id)
         }
-        server.releaseRequest()
-        if request.body.fail(RequestInterruption.requestEnded) { bodyDrained() }
         if !request.keepConnection { closeWhenIdle = true }
         if !request.stdinEnded { inputIsDrained = false }
         closeIfIdle()
+    }
+
+    private func releaseRequestsEndedWhileDecoding() {
+        guard !endedWhileDecoding.isEmpty else { return }
+        let ended = endedWhileDecoding
+        endedWhileDecoding.removeAll(keepingCapacity: true)
+        for request in ended where !isClosing { release(request) }
     }
 
     private func resumeWaiters(of request: InFlightRequest, throwing error: any Error) {

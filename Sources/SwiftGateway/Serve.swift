@@ -4,6 +4,7 @@ import FastCGIServer
 @_exported import Gateway
 @_exported import HTTPTypes
 import Logging
+import NIOPosix
 import ServiceLifecycle
 
 #if canImport(Glibc)
@@ -65,7 +66,9 @@ private func runFastCGI(_ application: some Application, address: ListenAddress,
             allowedPeers: WebServerAllowList(environment("FCGI_WEB_SERVER_ADDRS")),
             shutdownGracePeriod: .seconds(options.shutdownTimeout),
             logger: logger
-        )
+        ),
+        // Never shut down: the process exits when the server returns.
+        eventLoopGroup: MultiThreadedEventLoopGroup(numberOfThreads: options.eventLoopThreads ?? UsableCPUs.count)
     )
     let group = ServiceGroup(
         configuration: .init(

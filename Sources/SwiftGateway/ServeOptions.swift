@@ -76,16 +76,27 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Seconds requests in flight get to finish after SIGTERM. [env: GATEWAY_SHUTDOWN_TIMEOUT]")
     var shutdownTimeout: Int64 = environment("GATEWAY_SHUTDOWN_TIMEOUT").flatMap { Int64($0) } ?? 30
 
+    @Option(
+        help: """
+            Event-loop threads (default: the CPUs this process may run on, after taskset, \
+            systemd CPUAffinity and cgroup limits). [env: GATEWAY_THREADS]
+            """
+    )
+    var threads: Int?
+
     @Option(help: "trace, debug, info, notice, warning, error or critical. [env: GATEWAY_LOG_LEVEL]")
     var logLevel: String = environment("GATEWAY_LOG_LEVEL") ?? "info"
 
     // Optional options take their environment variable here (ArgumentParser wants no default).
     private var socketPath: String? { socket ?? environment("GATEWAY_SOCKET") }
     private var tcpPort: Int? { port ?? environment("GATEWAY_PORT").flatMap { Int($0) } }
+    /// The event-loop threads asked for, or nil for one per usable CPU.
+    var eventLoopThreads: Int? { threads ?? environment("GATEWAY_THREADS").flatMap { Int($0) } }
 
     func validate() throws {
         if socket != nil && port != nil { throw ValidationError("Pass either --socket or --port, not both.") }
         if let port = tcpPort, !(1...65535).contains(port) { throw ValidationError("--port must be 1…65535.") }
+        if let threads = eventLoopThreads, threads < 1 { throw ValidationError("--threads must be at least 1.") }
         if UInt32(socketMode, radix: 8) == nil { throw ValidationError("--socket-mode must be octal, e.g. 0660.") }
     }
 

@@ -16,6 +16,48 @@ extension FastCGIServerTests {
             }
         }
 
+        @Test func aRequestSentWholeInOneWriteGetsAFullCloseAfterItsAnswer() async throws {
+            // nginx writes BEGIN_REQUEST, the params and the empty STDIN at once. The answer is
+            // ready before the STDIN end is decoded, yet nothing more can come: the server closes
+            // outright instead of half-closing and waiting to drain the web server's input.
+            try await withProbe { probe in
+                let socket = try RawSocket(unixPath: probe.socketPath!)
+                var records = Records()
+                records.request(.get("/hello", id: 1))
+                try socket.write(records.bytes)
+                let (bytes, eof) = socket.read(timeoutMilliseconds: 5000)
+                #expect(eof, "connection left open")
+                #expect(splitRecords(bytes).last?.type == RecordType.endRequest.rawValue)
+                // Fully closed: a late write fails instead of being drained.
+                try await Task.sleep(for: .milliseconds(50))
+                #expect(throws: RawSocket.Failure.self) { try socket.write([1, 5, 0, 1, 0, 0, 0, 0]) }
+            }
+        }
+
+        @Test func inputStillOwedAfterTheAnswerIsDrainedNotReset() async throws {
+            // The answer goes out before the body it did not read has arrived: the server
+            // half-closes and keeps reading, so the web server can finish sending without a reset.
+            try await withProbe { probe in
+                let socket = try RawSocket(unixPath: probe.socketPath!)
+                var records = Records()
+                records.begin(id: 1)
+                records.params(
+                    id: 1,
+                    FastCGITestRequest.cgiParams(method: "POST", target: "/hello", bodyLength: 200_000)
+                )
+                try socket.write(records.bytes)
+                let (bytes, eof) = socket.read(timeoutMilliseconds: 5000)
+                #expect(eof, "no half-close after the answer")
+                #expect(splitRecords(bytes).last?.type == RecordType.endRequest.rawValue)
+                var body = Records()
+                for _ in 0..<4 { body.raw(type: RecordType.stdin.rawValue, id: 1, [UInt8](repeating: 0x78, count: 50_000)) }
+                body.stdinEnd(id: 1)
+                try await Task.sleep(for: .milliseconds(50))
+                try socket.write(body.bytes)
+                try await probe.expectServesFreshConnection()
+            }
+        }
+
         @Test func hundredSequentialRequestsReusingIDsThenIdleThenStillUsable() async throws {
             try await withProbe { probe in
                 let client = try await probe.connect()
