@@ -50,7 +50,9 @@ extension FastCGIServerTests {
                 #expect(eof, "no half-close after the answer")
                 #expect(splitRecords(bytes).last?.type == RecordType.endRequest.rawValue)
                 var body = Records()
-                for _ in 0..<4 { body.raw(type: RecordType.stdin.rawValue, id: 1, [UInt8](repeating: 0x78, count: 50_000)) }
+                for _ in 0..<4 {
+                    body.raw(type: RecordType.stdin.rawValue, id: 1, [UInt8](repeating: 0x78, count: 50_000))
+                }
                 body.stdinEnd(id: 1)
                 try await Task.sleep(for: .milliseconds(50))
                 try socket.write(body.bytes)
