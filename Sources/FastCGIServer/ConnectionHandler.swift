@@ -36,7 +36,8 @@ final class ConnectionHandler<App: Application>: ChannelDuplexHandler, Removable
     private var inputIsDrained = true
     /// When bytes last arrived; the server's idle sweep closes connections idle too long.
     private var lastActivity = NIODeadline.now()
-    /// `channelRead` is decoding; requests that end meanwhile wait in `endedWhileDecoding`.
+    /// `channelRead` is decoding; requests without `FCGI_KEEP_CONN` that end meanwhile wait in
+    /// `endedWhileDecoding` until it is done.
     private var isDecoding = false
     private var endedWhileDecoding: [InFlightRequest] = []
     private var writabilityWaiters: [(request: ObjectIdentifier, continuation: CheckedContinuation<Void, any Error>)] =
@@ -372,11 +373,12 @@ final class ConnectionHandler<App: Application>: ChannelDuplexHandler, Removable
         context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
         server.releaseRequest()
         if request.body.fail(RequestInterruption.requestEnded) { bodyDrained() }
-        if isDecoding {
+        if isDecoding, !request.keepConnection {
             // A request that ends while its own records are being decoded (a quick answer runs
-            // inside `channelRead`) stays known to the decoder until the rest of this read is
-            // decoded: its FCGI_STDIN end is usually in the same bytes, and seeing it spares
-            // a connection without FCGI_KEEP_CONN the half-close and drain.
+            // inside `channelRead`) and then closes the connection stays known to the decoder
+            // until the rest of this read is decoded: its FCGI_STDIN end is usually in the same
+            // bytes, and seeing it spares the half-close and drain. A kept connection releases
+            // the id at once, so that a next request may reuse it.
             endedWhileDecoding.append(request)
         } else {
             release(request)
