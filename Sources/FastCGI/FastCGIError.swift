@@ -14,6 +14,9 @@ public struct FastCGIError: Error, Sendable, Equatable, CustomStringConvertible 
         case tooManyActiveRequests
         /// The PARAMS stream (or one pair's declared length) exceeds `DecoderLimits.maxParamsBytes`.
         case paramsTooLarge
+        /// The unfinished PARAMS of the connection's requests together exceed
+        /// `DecoderLimits.maxPendingParamsBytes`.
+        case pendingParamsTooLarge
         /// More pairs than `DecoderLimits.maxParamsPairs`.
         case tooManyParams
         /// A name-value pair is cut short at the end of its stream or record.
@@ -69,6 +72,7 @@ public struct FastCGIError: Error, Sendable, Equatable, CustomStringConvertible 
         case .duplicateBeginRequest: "BEGIN_REQUEST for a request id that is already active"
         case .tooManyActiveRequests: "BEGIN_REQUEST over the limit of concurrently active requests"
         case .paramsTooLarge: "PARAMS stream or declared name-value length over the params size limit"
+        case .pendingParamsTooLarge: "unfinished PARAMS of this connection's requests over the per-connection limit"
         case .tooManyParams: "more name-value pairs than the params count limit"
         case .malformedNameValuePair: "name-value pair cut short"
         case .malformedBeginRequest: "BEGIN_REQUEST body shorter than 8 bytes"

@@ -41,6 +41,8 @@ public struct RequestDecoder: Sendable {
     private var requests = RequestTable()
     private var scratch: [UInt8] = []
     private var failure: FastCGIError?
+    /// PARAMS bytes held for requests whose params have not ended (`maxPendingParamsBytes`).
+    private var pendingParamsBytes = 0
 
     /// Creates the decoder for one new connection.
     public init(limits: DecoderLimits = .init()) {
@@ -63,6 +65,7 @@ public struct RequestDecoder: Sendable {
     /// ignored.
     public mutating func endRequest(_ requestID: UInt16) {
         guard let position = requests.find(requestID) else { return }
+        pendingParamsBytes &-= requests.states[position].params.storage.count
         requests.remove(at: position)
         if framer.inRecord, framer.requestID == requestID, mode != .getValues {
             mode = .skip
@@ -130,10 +133,14 @@ public struct RequestDecoder: Sendable {
                     throw framer.error(.malformedNameValuePair)
                 }
                 requests.states[index].paramsEnded = true
+                pendingParamsBytes &-= requests.states[index].params.storage.count
                 return .params(requestID: id, requests.states[index].params.take())
             }
             if requests.states[index].params.storage.count &+ length > limits.maxParamsBytes {
                 throw framer.error(.paramsTooLarge)
+            }
+            if pendingParamsBytes &+ length > limits.maxPendingParamsBytes {
+                throw framer.error(.pendingParamsTooLarge)
             }
             mode = .params
             return nil
@@ -215,6 +222,7 @@ public struct RequestDecoder: Sendable {
         buffer.moveReaderIndex(forwardBy: count)
         framer.contentRemaining &-= count
         framer.streamOffset &+= count
+        pendingParamsBytes &+= count
         switch outcome {
         case .tooLarge: throw framer.error(.paramsTooLarge)
         case .tooMany: throw framer.error(.tooManyParams)

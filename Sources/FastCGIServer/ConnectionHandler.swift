@@ -51,7 +51,8 @@ final class ConnectionHandler<App: Application>: ChannelDuplexHandler, Removable
             limits: DecoderLimits(
                 maxParamsBytes: server.limits.maxParamsBytes,
                 maxParamsPairs: server.limits.maxParamsPairs,
-                maxActiveRequests: server.limits.maxRequestsPerConnection + 1
+                maxActiveRequests: server.limits.maxRequestsPerConnection + 1,
+                maxPendingParamsBytes: server.limits.maxParamsBytesPerConnection
             )
         )
     }

@@ -5,6 +5,9 @@
 public struct ServerLimits: Sendable {
     /// Bytes of `FCGI_PARAMS` per request (all names and values with their lengths).
     public var maxParamsBytes: Int = 1 << 20
+    /// Bytes of `FCGI_PARAMS` held at once for the requests of one connection whose params
+    /// have not ended, so multiplexed requests cannot multiply `maxParamsBytes`.
+    public var maxParamsBytesPerConnection: Int = 16 << 20
     /// Name-value pairs per request.
     public var maxParamsPairs: Int = 4096
     /// Requests in flight on one connection; more are answered `FCGI_OVERLOADED`.

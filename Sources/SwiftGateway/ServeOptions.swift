@@ -64,6 +64,15 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Most bytes of CGI params per request. [env: GATEWAY_MAX_PARAMS_BYTES]")
     var maxParamsBytes: Int = environment("GATEWAY_MAX_PARAMS_BYTES").flatMap { Int($0) } ?? 1 << 20
 
+    @Option(
+        help: """
+            Most bytes of unfinished CGI params held per connection. \
+            [env: GATEWAY_MAX_PARAMS_BYTES_PER_CONNECTION]
+            """
+    )
+    var maxParamsBytesPerConnection: Int =
+        environment("GATEWAY_MAX_PARAMS_BYTES_PER_CONNECTION").flatMap { Int($0) } ?? 16 << 20
+
     @Option(help: "Most CGI params per request. [env: GATEWAY_MAX_PARAMS]")
     var maxParams: Int = environment("GATEWAY_MAX_PARAMS").flatMap { Int($0) } ?? 4096
 
@@ -120,6 +129,7 @@ struct ServeOptions: ParsableArguments {
         limits.maxRequests = maxRequests
         limits.maxRequestsPerConnection = maxRequestsPerConnection
         limits.maxParamsBytes = maxParamsBytes
+        limits.maxParamsBytesPerConnection = maxParamsBytesPerConnection
         limits.maxParamsPairs = maxParams
         limits.maxBodyBytes = maxBodyBytes
         limits.idleTimeoutSeconds = idleTimeout

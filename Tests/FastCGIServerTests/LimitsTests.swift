@@ -72,6 +72,28 @@ extension FastCGIServerTests {
             }
         }
 
+        @Test func unfinishedParamsOfMultiplexedRequestsShareOneBudget() async throws {
+            var limits = ServerLimits()
+            limits.maxParamsBytesPerConnection = 4000
+            try await withServer(limits) { server in
+                // Five requests, each well under maxParamsBytes, none finishing its params.
+                let client = try await server.connect()
+                var records = Records()
+                for id in UInt16(1)...5 {
+                    records.begin(id: id, keepConnection: true)
+                    records.raw(
+                        type: RecordType.params.rawValue,
+                        id: id,
+                        pairBytes("HTTP_X_A", String(repeating: "a", count: 1000))
+                    )
+                }
+                try await client.send(records.buffer)
+                #expect(try await client.waitForClose(timeout: .seconds(5)).isEmpty)
+                #expect(server.log.contains("per-connection limit"), "\(server.log.entries)")
+                try await server.expectServesFreshConnection()
+            }
+        }
+
         @Test func paramPairsOverTheLimitCloseTheConnection() async throws {
             var limits = ServerLimits()
             limits.maxParamsPairs = 50

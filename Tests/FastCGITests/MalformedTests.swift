@@ -81,6 +81,27 @@ import Testing
         #expect(fastCGIError { _ = try decode(exact, limits: limits) } == nil)
     }
 
+    /// Unfinished params of all a connection's requests share one budget; finishing a request's
+    /// params (or ending the request) gives its bytes back.
+    @Test func pendingParamsOverTheConnectionBudget() throws {
+        let limits = DecoderLimits(maxParamsBytes: 100, maxPendingParamsBytes: 150)
+        let pair: [UInt8] = [1, 58, 0x41] + [UInt8](repeating: 0x62, count: 58)  // 61 bytes
+        let begins = (1...3).flatMap { record(1, UInt16($0), beginBody()) }
+        // Two unfinished requests hold 122 bytes; a third record of 61 would make 183.
+        let wire = begins + record(4, 1, pair) + record(4, 2, pair) + record(4, 3, pair)
+        let error = expectError(wire, .pendingParamsTooLarge, limits: limits)
+        #expect(error?.requestID == 3)
+        #expect(error?.streamOffset == 48 + 2 * 69)
+        // Ending request 1's params frees its share: request 3 fits.
+        let finished = begins + record(4, 1, pair) + record(4, 2, pair) + record(4, 1) + record(4, 3, pair)
+        #expect(fastCGIError { _ = try decode(finished, limits: limits) } == nil)
+        // So does ending request 1 itself (the server's END_REQUEST).
+        var decoder = RequestDecoder(limits: limits)
+        _ = try decode(begins + record(4, 1, pair) + record(4, 2, pair), decoder: &decoder)
+        decoder.endRequest(1)
+        #expect(fastCGIError { _ = try decode(record(4, 3, pair), decoder: &decoder) } == nil)
+    }
+
     @Test func tooManyPairs() throws {
         let limits = DecoderLimits(maxParamsPairs: 3)
         let pair: [UInt8] = [1, 1, 0x41, 0x42]
