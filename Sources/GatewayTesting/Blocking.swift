@@ -25,3 +25,21 @@ public func poll(
         try? await Task.sleep(for: interval)
     }
 }
+
+/// Runs `body` with what `start` returned, then `stop`s it whether `body` returned or threw:
+/// the one shape of every "start a server, use it, never leave it running" helper.
+public func withStarted<Resource, T>(
+    _ start: () async throws -> Resource,
+    stop: (Resource) async -> Void,
+    _ body: (Resource) async throws -> T
+) async throws -> T {
+    let resource = try await start()
+    do {
+        let result = try await body(resource)
+        await stop(resource)
+        return result
+    } catch {
+        await stop(resource)
+        throw error
+    }
+}

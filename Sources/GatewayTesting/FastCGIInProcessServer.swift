@@ -4,14 +4,6 @@ import Logging
 import NIOCore
 import Synchronization
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// A `FastCGIServer` running inside the test process on a fresh Unix socket, for tests that
 /// need their own application or `ServerLimits`. Its log lines are recorded.
 public final class FastCGIInProcessServer: Sendable {
@@ -19,10 +11,10 @@ public final class FastCGIInProcessServer: Sendable {
     public let socketPath: String
     /// What it logged.
     public let log: RecordedLog
-    private let directory: String
+    private let directory: TemporaryDirectory
     private let task: Task<Void, any Error>
 
-    private init(socketPath: String, directory: String, log: RecordedLog, task: Task<Void, any Error>) {
+    private init(socketPath: String, directory: TemporaryDirectory, log: RecordedLog, task: Task<Void, any Error>) {
         self.socketPath = socketPath
         self.directory = directory
         self.log = log
@@ -35,8 +27,9 @@ public final class FastCGIInProcessServer: Sendable {
         limits: ServerLimits = ServerLimits(),
         shutdownGracePeriod: Duration = .seconds(2)
     ) async throws -> FastCGIInProcessServer {
-        let directory = try ProbeServerProcess.makeTemporaryDirectory()
-        let socketPath = directory + "/fcgi.sock"
+        // Under /tmp, short, so that the socket path fits `sun_path`.
+        let directory = try TemporaryDirectory(prefix: "sgw-", in: "/tmp")
+        let socketPath = directory.path + "/fcgi.sock"
         let log = RecordedLog()
         let recorder = log
         var logger = Logger(label: "test-server") { _ in RecordingLogHandler(log: recorder) }
@@ -63,7 +56,7 @@ public final class FastCGIInProcessServer: Sendable {
         guard await iterator.next() != nil else {
             await started.stop()
             let reason = await task.result
-            throw ProbeServerProcess.Failure(description: "in-process server did not start: \(reason)")
+            throw TransportError("in-process server did not start: \(reason)")
         }
         return started
     }
@@ -72,8 +65,7 @@ public final class FastCGIInProcessServer: Sendable {
     public func stop() async {
         task.cancel()
         _ = await task.result
-        unlink(socketPath)
-        rmdir(directory)
+        directory.remove()
     }
 }
 

@@ -84,10 +84,11 @@ public enum NginxFastCGI {
         timeout: Duration = .seconds(20)
     ) async throws -> WebServerInstance {
         let nginx = try RequiredTool.locate("nginx")
-        let directory = try TemporaryDirectory(prefix: "swift-gateway-nginx-fcgi-")
-        do {
-            let port = try PortAllocator.freePort()
-            let prefix = directory.path
+        return try await WebServerInstance.start(
+            name: name,
+            directoryPrefix: "swift-gateway-nginx-fcgi-",
+            timeout: timeout
+        ) { directory, port in
             for name in ["htdocs", "tmp", "logs"] { try directory.makeDirectory(name) }
             let systemParams = "/etc/nginx/fastcgi_params"
             guard let params = FileManager.default.contents(atPath: systemParams) else {
@@ -96,61 +97,16 @@ public enum NginxFastCGI {
             try directory.write("fastcgi_params", String(decoding: params, as: UTF8.self))
             try directory.write(
                 "nginx.conf",
-                """
-                \(RequiredTool.isRoot ? "user root root;" : "")
-                worker_processes 1;
-                daemon off;
-                pid \(prefix)/nginx.pid;
-                error_log \(prefix)/error.log warn;
-                events { worker_connections 1024; }
-                http {
-                    access_log off;
-                    client_max_body_size 1g;
-                    client_body_temp_path \(prefix)/tmp/client_body;
-                    fastcgi_temp_path \(prefix)/tmp/fastcgi;
-                    proxy_temp_path \(prefix)/tmp/proxy;
-                    uwsgi_temp_path \(prefix)/tmp/uwsgi;
-                    scgi_temp_path \(prefix)/tmp/scgi;
-                    fastcgi_read_timeout 60s;
-                \(httpContext)
-                    server {
-                        listen 127.0.0.1:\(port);
-                        server_name localhost;
-                        root \(prefix)/htdocs;
-                \(serverContext)
-                    }
-                }
-
-                """
-            )
-            let process = try ProcessRunner.start(
-                nginx,
-                arguments: ["-p", prefix + "/", "-c", prefix + "/nginx.conf", "-e", prefix + "/error.log"],
-                logFile: prefix + "/stdout.log"
-            )
-            let server = WebServerInstance(
-                name: name,
-                port: port,
-                directory: directory,
-                processes: [process],
-                errorLogName: "error.log"
-            )
-            do {
-                try await WebServerInstance.waitUntilReady(
+                ServerConfiguration.nginx(
+                    prefix: directory.path,
                     port: port,
-                    processes: [process],
-                    directory: directory,
-                    errorLogName: "error.log",
-                    timeout: timeout
+                    workerConnections: 1024,
+                    clientMaxBodySize: "1g",
+                    httpContext: httpContext,
+                    serverContext: serverContext
                 )
-            } catch {
-                await server.stop()
-                throw error
-            }
-            return server
-        } catch {
-            directory.remove()
-            throw error
+            )
+            return .nginx(nginx, prefix: directory.path)
         }
     }
 }
@@ -175,86 +131,39 @@ public enum ApacheFastCGI {
         where !FileManager.default.fileExists(atPath: modules + "/" + module) {
             throw TransportError("\(modules)/\(module) is missing; run scripts/install-deps apache2")
         }
-        let directory = try TemporaryDirectory(prefix: "swift-gateway-apache-fcgi-")
-        do {
-            let port = try PortAllocator.freePort()
+        return try await WebServerInstance.start(
+            name: name,
+            directoryPrefix: "swift-gateway-apache-fcgi-",
+            timeout: timeout
+        ) { directory, port in
             let prefix = directory.path
             try directory.makeDirectory("htdocs")
             for (path, contents) in files { try directory.write("htdocs/" + path, contents) }
             try directory.write("mime.types", "text/plain txt\ntext/html html\n")
-            let user = RequiredTool.isRoot ? "User nobody\nGroup \(workerGroup ?? "nogroup")\n" : ""
+            let loads = [
+                "mpm_event", "authn_core", "authz_core", "authz_user", "authz_host", "mime", "env", "dir", "proxy",
+                "proxy_fcgi", "authnz_fcgi",
+            ]
+            .map { "LoadModule \($0)_module \(modules)/mod_\($0).so" }
+            .joined(separator: "\n")
             try directory.write(
                 "httpd.conf",
-                """
-                ServerRoot "\(prefix)"
-                ServerName 127.0.0.1
-                Listen 127.0.0.1:\(port)
-                PidFile "\(prefix)/httpd.pid"
-                DefaultRuntimeDir "\(prefix)"
-                ErrorLog "\(prefix)/error.log"
-                LogLevel warn
-                \(user)
-                LoadModule mpm_event_module \(modules)/mod_mpm_event.so
-                LoadModule authn_core_module \(modules)/mod_authn_core.so
-                LoadModule authz_core_module \(modules)/mod_authz_core.so
-                LoadModule authz_user_module \(modules)/mod_authz_user.so
-                LoadModule authz_host_module \(modules)/mod_authz_host.so
-                LoadModule mime_module \(modules)/mod_mime.so
-                LoadModule env_module \(modules)/mod_env.so
-                LoadModule dir_module \(modules)/mod_dir.so
-                LoadModule proxy_module \(modules)/mod_proxy.so
-                LoadModule proxy_fcgi_module \(modules)/mod_proxy_fcgi.so
-                LoadModule authnz_fcgi_module \(modules)/mod_authnz_fcgi.so
-
-                StartServers 1
-                ServerLimit 1
-                ThreadLimit 64
-                ThreadsPerChild 64
-                MaxRequestWorkers 64
-                MinSpareThreads 1
-                MaxSpareThreads 64
-                Timeout 60
-                LimitRequestBody 0
-                TypesConfig "\(prefix)/mime.types"
-                DocumentRoot "\(prefix)/htdocs"
-                <Directory "\(prefix)/htdocs">
-                    Require all granted
-                </Directory>
-                LogFormat "%h \\"%r\\" %>s %b" common
-                CustomLog "\(prefix)/access.log" common
-
-                \(serverContext)
-
-                """
-            )
-            let process = try ProcessRunner.start(
-                apache,
-                arguments: ["-d", prefix, "-f", prefix + "/httpd.conf", "-DFOREGROUND"],
-                logFile: prefix + "/stdout.log"
-            )
-            let server = WebServerInstance(
-                name: name,
-                port: port,
-                directory: directory,
-                processes: [process],
-                errorLogName: "error.log"
-            )
-            do {
-                try await WebServerInstance.waitUntilReady(
+                ServerConfiguration.apache(
+                    prefix: prefix,
                     port: port,
-                    processes: [process],
-                    directory: directory,
-                    errorLogName: "error.log",
-                    timeout: timeout
+                    modules: loads,
+                    threads: 64,
+                    """
+                    LimitRequestBody 0
+                    <Directory "\(prefix)/htdocs">
+                        Require all granted
+                    </Directory>
+
+                    \(serverContext)
+                    """
                 )
-            } catch {
-                await server.stop()
-                throw error
-            }
-            return server
-        } catch {
-            directory.remove()
-            throw error
+            )
+            return .apache(apache, prefix: prefix)
         }
     }
 }

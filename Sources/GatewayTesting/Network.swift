@@ -45,48 +45,50 @@ public enum PortAllocator {
     /// A connected, blocking socket to the Unix socket at `path`, or the `errno` of the failure
     /// (`ECONNREFUSED` for a stale socket file, `ENOENT` when there is none).
     public static func connect(unixSocket path: String) -> Result<Int32, UnixSocketError> {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return .failure(UnixSocketError(path: path, code: errno)) }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
         guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            close(fd)
             return .failure(UnixSocketError(path: path, code: ENAMETOOLONG))
         }
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
             raw.copyBytes(from: bytes)
             raw[bytes.count] = 0
         }
-        let result = withUnsafePointer(to: &address) {
+        return connect(family: AF_UNIX, to: address).mapError { UnixSocketError(path: path, code: $0.code) }
+    }
+
+    /// A connected, blocking TCP socket to 127.0.0.1:`port`.
+    static func connect(port: Int) throws -> Int32 {
+        switch connect(family: AF_INET, to: loopback(port: port)) {
+        case .success(let fd):
+            return fd
+        case .failure(let error):
+            throw TransportError("connect to 127.0.0.1:\(port) failed: \(String(cString: strerror(error.code)))")
+        }
+    }
+
+    /// A blocking stream socket of `family` connected to `address` (a `sockaddr_un` or
+    /// `sockaddr_in`), or the `errno` of `socket` or `connect`: what both connects share.
+    private static func connect<Address>(family: Int32, to address: Address) -> Result<Int32, Errno> {
+        let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return .failure(Errno(code: errno)) }
+        let result = withUnsafePointer(to: address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<Address>.size))
             }
         }
         guard result == 0 else {
             let code = errno
             close(fd)
-            return .failure(UnixSocketError(path: path, code: code))
+            return .failure(Errno(code: code))
         }
         return .success(fd)
     }
 
-    /// A connected, blocking TCP socket to 127.0.0.1:`port`.
-    static func connect(port: Int) throws -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw TransportError("socket failed: errno \(errno)") }
-        var address = loopback(port: port)
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard result == 0 else {
-            let failure = errno
-            close(fd)
-            throw TransportError("connect to 127.0.0.1:\(port) failed: \(String(cString: strerror(failure)))")
-        }
-        return fd
+    /// An `errno` value as an error.
+    private struct Errno: Error {
+        let code: Int32
     }
 
     static func loopback(port: Int) -> sockaddr_in {

@@ -19,6 +19,36 @@ public struct ProcessResult: Sendable {
     public var errorText: String { String(decoding: standardError, as: UTF8.self) }
 }
 
+/// How a process ended, as `waitpid` reports it: tests require a clean `exit(0)`, or a failure.
+public enum ExitStatus: Sendable, Equatable, CustomStringConvertible {
+    /// It called `exit` with this code.
+    case exited(Int32)
+    /// This signal ended it.
+    case signalled(Int32)
+
+    /// Decodes a `waitpid` status.
+    init(waitStatus status: Int32) {
+        let signal = status & 0x7f
+        self = signal == 0 ? .exited((status >> 8) & 0xff) : .signalled(signal)
+    }
+
+    /// The shell's number for it: the exit code, or 128 + the signal.
+    public var code: Int32 {
+        switch self {
+        case .exited(let code): code
+        case .signalled(let signal): 128 + signal
+        }
+    }
+
+    /// How it reads in a failure message.
+    public var description: String {
+        switch self {
+        case .exited(let code): "exit code \(code)"
+        case .signalled(let signal): "signal \(signal)"
+        }
+    }
+}
+
 /// Where a child's standard input comes from.
 public enum ProcessInput: Sendable {
     /// These bytes, then end of file.
@@ -102,7 +132,7 @@ public enum ProcessRunner {
             _ = waitForExit(pid, until: ContinuousClock.now + .seconds(5))
             throw TransportError("\(executable) did not exit within \(timeout)")
         }
-        return ProcessResult(status: status, standardOutput: outputs[0], standardError: outputs[1])
+        return ProcessResult(status: status.code, standardOutput: outputs[0], standardError: outputs[1])
     }
 
     /// Starts a long-running program (a web server) with its outputs appended to `logFile`.
@@ -142,6 +172,13 @@ public enum ProcessRunner {
         return pairs
     }
 
+    /// This process's environment, in order, with `overrides` (sorted by name) in place of the
+    /// variables of the same names: a child that needs a few variables set, and the rest as ours.
+    public static func inheritedEnvironment(overriding overrides: [String: String]) -> [(name: String, value: String)] {
+        inheritedEnvironment.filter { overrides[$0.name] == nil }
+            + overrides.sorted { $0.key < $1.key }.map { (name: $0.key, value: $0.value) }
+    }
+
     static func spawn(
         _ executable: String,
         arguments: [String],
@@ -158,10 +195,11 @@ public enum ProcessRunner {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
-        // The child starts with default signal handling even though tests ignore SIGPIPE.
+        // The child starts with default signal handling even though tests ignore SIGPIPE (and
+        // whatever ignores SIGTERM or SIGINT in the test runner).
         var defaults = sigset_t()
         sigemptyset(&defaults)
-        sigaddset(&defaults, SIGPIPE)
+        for signal in [SIGPIPE, SIGTERM, SIGINT] { sigaddset(&defaults, signal) }
         posix_spawnattr_setsigdefault(&attributes, &defaults)
         var empty = sigset_t()
         sigemptyset(&empty)
@@ -182,21 +220,17 @@ public enum ProcessRunner {
         return pid
     }
 
-    /// Waits for `pid` until `deadline`; its exit status (128 + signal when killed), or nil.
-    static func waitForExit(_ pid: pid_t, until deadline: ContinuousClock.Instant) -> Int32? {
+    /// Waits for `pid` until `deadline`; how it ended, or nil. `.exited(-1)` when it cannot be
+    /// waited for (not our child, or already reaped).
+    static func waitForExit(_ pid: pid_t, until deadline: ContinuousClock.Instant) -> ExitStatus? {
         while true {
             var status: Int32 = 0
             let result = waitpid(pid, &status, WNOHANG)
-            if result == pid { return decodeStatus(status) }
-            if result < 0, errno != EINTR { return -1 }
+            if result == pid { return ExitStatus(waitStatus: status) }
+            if result < 0, errno != EINTR { return .exited(-1) }
             if ContinuousClock.now >= deadline { return nil }
             usleep(2000)
         }
-    }
-
-    static func decodeStatus(_ status: Int32) -> Int32 {
-        let signal = status & 0x7f
-        return signal == 0 ? (status >> 8) & 0xff : 128 + signal
     }
 
     static func makePipe() throws -> (read: Int32, write: Int32) {
@@ -213,7 +247,7 @@ public enum ProcessRunner {
 }
 
 /// A program started by ``ProcessRunner/start(_:arguments:environment:logFile:)``, in its own
-/// process group; stopped by PID (its process group's ID), children included.
+/// process group; stopped by PID (its process group's ID), children included. Every wait is bounded.
 public final class RunningProcess: Sendable {
     /// Its process ID.
     public let pid: pid_t
@@ -221,7 +255,7 @@ public final class RunningProcess: Sendable {
     public let executable: String
     /// Where its standard output and error go.
     public let logFile: String
-    private let exitStatus = Mutex<Int32?>(nil)
+    private let exitStatus = Mutex<ExitStatus?>(nil)
 
     init(pid: pid_t, executable: String, logFile: String) {
         self.pid = pid
@@ -229,29 +263,41 @@ public final class RunningProcess: Sendable {
         self.logFile = logFile
     }
 
-    /// Whether it is still running (reaps it when it exited).
-    public var isRunning: Bool {
+    /// How it ended, or nil while it runs. Reaps it once it exited; the one place that does,
+    /// so concurrent callers all see the same status.
+    func reap() -> ExitStatus? {
         exitStatus.withLock { status in
-            if status != nil { return false }
-            status = ProcessRunner.waitForExit(pid, until: .now)
-            return status == nil
+            if status == nil { status = ProcessRunner.waitForExit(pid, until: .now) }
+            return status
         }
     }
 
+    /// Whether it is still running.
+    public var isRunning: Bool { reap() == nil }
+
+    /// Sends `signal` to it (only to it, and only while it runs) without waiting.
+    public func send(signal: Int32) {
+        if isRunning { kill(pid, signal) }
+    }
+
+    /// Waits up to `timeout` for it to end; how it ended, or nil if it still runs.
+    public func waitForExit(timeout: Duration) async -> ExitStatus? {
+        _ = await poll(timeout: timeout, interval: .milliseconds(10)) { reap() != nil }
+        return reap()
+    }
+
     /// Sends `signal` (`SIGTERM` by default) to it, waits up to `timeout`, then `SIGKILL`s it;
-    /// finally `SIGKILL`s whatever is left of its process group.
-    public func stop(signal: Int32 = SIGTERM, timeout: Duration = .seconds(10)) async {
-        let pid = self.pid
-        if isRunning {
-            kill(pid, signal)
-            let status = try? await onDedicatedThread {
-                if let status = ProcessRunner.waitForExit(pid, until: .now + timeout) { return status }
-                kill(pid, SIGKILL)
-                return ProcessRunner.waitForExit(pid, until: .now + .seconds(5)) ?? -1
-            }
-            exitStatus.withLock { $0 = status ?? -1 }
+    /// finally `SIGKILL`s whatever is left of its process group. Returns how it ended.
+    @discardableResult
+    public func stop(signal: Int32 = SIGTERM, timeout: Duration = .seconds(10)) async -> ExitStatus? {
+        send(signal: signal)
+        var status = await waitForExit(timeout: timeout)
+        if status == nil {
+            send(signal: SIGKILL)
+            status = await waitForExit(timeout: .seconds(5))
         }
         kill(-pid, SIGKILL)
+        return status
     }
 
     /// The log's contents (its last 4 KiB), for failure messages.

@@ -11,9 +11,10 @@ public final class TemporaryDirectory: Sendable {
     /// Its absolute path.
     public let path: String
 
-    /// Creates `/tmp/<prefix>XXXXXX`, readable by everyone (servers drop privileges).
-    public init(prefix: String) throws {
-        var template = Array((NSTemporaryDirectory() + "/" + prefix + "XXXXXX").utf8CString)
+    /// Creates `<parent>/<prefix>XXXXXX` (in the system's temporary directory unless told
+    /// otherwise), readable by everyone (servers drop privileges).
+    public init(prefix: String, in parent: String = NSTemporaryDirectory()) throws {
+        var template = Array((parent + "/" + prefix + "XXXXXX").utf8CString)
         guard let created = mkdtemp(&template) else { throw TransportError("mkdtemp failed: errno \(errno)") }
         path = String(cString: created)
         chmod(path, 0o755)
@@ -106,14 +107,12 @@ public final class WebServerInstance: Sendable {
     /// Its configuration, logs and copies of the programs it runs.
     public let directory: TemporaryDirectory
     let processes: [RunningProcess]
-    let errorLogName: String
 
-    init(name: String, port: Int, directory: TemporaryDirectory, processes: [RunningProcess], errorLogName: String) {
+    init(name: String, port: Int, directory: TemporaryDirectory, processes: [RunningProcess]) {
         self.name = name
         self.port = port
         self.directory = directory
         self.processes = processes
-        self.errorLogName = errorLogName
     }
 
     /// The application mounted at `/cgi-bin/<program>` over plain HTTP.
@@ -126,8 +125,9 @@ public final class WebServerInstance: Sendable {
         HTTPTransport(name: name + " (HTTPS=on)", port: port, mountPoint: "/secure/" + program)
     }
 
-    /// The server's error log (where CGI standard error ends up).
-    public var errorLog: String { directory.read(errorLogName) }
+    /// The server's error log (where CGI standard error ends up): `error.log` in its directory,
+    /// where every configuration here puts it.
+    public var errorLog: String { directory.read("error.log") }
 
     /// Stops every process (by PID, last started first) and deletes the directory.
     public func stop() async {
@@ -140,38 +140,88 @@ public final class WebServerInstance: Sendable {
         _ start: () async throws -> WebServerInstance,
         _ body: (WebServerInstance) async throws -> T
     ) async throws -> T {
-        let server = try await start()
+        try await withStarted(start, stop: { await $0.stop() }, body)
+    }
+
+    /// The start-up every web server here shares: makes a temporary directory and picks a free
+    /// port, lets `configure` write the configuration there (starting any helper processes) and
+    /// say which server to start, starts it (output in `stdout.log`), and waits until the port
+    /// accepts connections. On any failure it stops what it started and removes the directory.
+    static func start(
+        name: String,
+        directoryPrefix: String,
+        timeout: Duration,
+        configure: (_ directory: TemporaryDirectory, _ port: Int) async throws -> ServerLaunch
+    ) async throws -> WebServerInstance {
+        let directory = try TemporaryDirectory(prefix: directoryPrefix)
         do {
-            let result = try await body(server)
-            await server.stop()
-            return result
+            let port = try PortAllocator.freePort()
+            let launch = try await configure(directory, port)
+            let process: RunningProcess
+            do {
+                process = try ProcessRunner.start(
+                    launch.executable,
+                    arguments: launch.arguments,
+                    logFile: directory.path + "/stdout.log"
+                )
+            } catch {
+                for helper in launch.helpers.reversed() { await helper.stop() }
+                throw error
+            }
+            let server = WebServerInstance(
+                name: name,
+                port: port,
+                directory: directory,
+                processes: launch.helpers + [process]
+            )
+            do {
+                try await server.waitUntilReady(timeout: timeout)
+            } catch {
+                await server.stop()
+                throw error
+            }
+            return server
         } catch {
-            await server.stop()
+            directory.remove()
             throw error
         }
     }
 
-    /// Waits until `port` accepts connections, failing early (with the log) when a process died.
-    static func waitUntilReady(
-        port: Int,
-        processes: [RunningProcess],
-        directory: TemporaryDirectory,
-        errorLogName: String,
-        timeout: Duration
-    ) async throws {
+    /// Waits until the port accepts connections, failing early (with the log) when a process died.
+    private func waitUntilReady(timeout: Duration) async throws {
         let ready = try await poll(timeout: timeout) {
             if let dead = processes.first(where: { !$0.isRunning }) {
-                throw TransportError(
-                    "\(dead.executable) exited during start-up.\n\(dead.logTail)\n\(directory.read(errorLogName))"
-                )
+                throw TransportError("\(dead.executable) exited during start-up.\n\(dead.logTail)\n\(errorLog)")
             }
             return PortAllocator.isListening(port: port)
         }
         guard ready else {
-            throw TransportError(
-                "nothing listens on 127.0.0.1:\(port) after \(timeout).\n\(directory.read(errorLogName))"
-            )
+            throw TransportError("nothing listens on 127.0.0.1:\(port) after \(timeout).\n\(errorLog)")
         }
+    }
+}
+
+/// The server process a web server's configuration step asks ``WebServerInstance`` to start.
+struct ServerLaunch {
+    /// The program.
+    var executable: String
+    /// Its arguments.
+    var arguments: [String]
+    /// Processes already started that the server needs (fcgiwrap); stopped after it.
+    var helpers: [RunningProcess] = []
+
+    /// Apache in the foreground with `httpd.conf` in `prefix` as its ServerRoot.
+    static func apache(_ executable: String, prefix: String) -> ServerLaunch {
+        ServerLaunch(executable: executable, arguments: ["-d", prefix, "-f", prefix + "/httpd.conf", "-DFOREGROUND"])
+    }
+
+    /// nginx with `prefix` as its prefix, `nginx.conf` there, and its early errors in `error.log`.
+    static func nginx(_ executable: String, prefix: String, helpers: [RunningProcess] = []) -> ServerLaunch {
+        ServerLaunch(
+            executable: executable,
+            arguments: ["-p", prefix + "/", "-c", prefix + "/nginx.conf", "-e", prefix + "/error.log"],
+            helpers: helpers
+        )
     }
 }
 
@@ -186,9 +236,11 @@ public enum ApacheCGI {
         guard FileManager.default.fileExists(atPath: modules + "/mod_cgid.so") else {
             throw TransportError("\(modules)/mod_cgid.so is missing; run scripts/install-deps")
         }
-        let directory = try TemporaryDirectory(prefix: "swift-gateway-apache-")
-        do {
-            let port = try PortAllocator.freePort()
+        return try await WebServerInstance.start(
+            name: "apache+mod_cgid",
+            directoryPrefix: "swift-gateway-apache-",
+            timeout: timeout
+        ) { directory, port in
             try directory.makeDirectory("cgi-bin")
             try directory.makeDirectory("htdocs")
             try directory.write("mime.types", "")
@@ -204,73 +256,28 @@ public enum ApacheCGI {
             ]
             .map { "<IfModule !\($0)_module>\n    LoadModule \($0)_module \(modules)/mod_\($0).so\n</IfModule>" }
             .joined(separator: "\n")
-            let user = RequiredTool.isRoot ? "User nobody\nGroup nogroup\n" : ""
             let prefix = directory.path
             try directory.write(
                 "httpd.conf",
-                """
-                ServerRoot "\(prefix)"
-                ServerName 127.0.0.1
-                Listen 127.0.0.1:\(port)
-                PidFile "\(prefix)/httpd.pid"
-                DefaultRuntimeDir "\(prefix)"
-                ErrorLog "\(prefix)/error.log"
-                LogLevel warn
-                \(user)
-                \(loads)
-
-                StartServers 1
-                ServerLimit 1
-                ThreadLimit 16
-                ThreadsPerChild 16
-                MaxRequestWorkers 16
-                MinSpareThreads 1
-                MaxSpareThreads 16
-                Timeout 60
-                TypesConfig "\(prefix)/mime.types"
-                ScriptSock "\(prefix)/cgid.sock"
-                DocumentRoot "\(prefix)/htdocs"
-                LogFormat "%h \\"%r\\" %>s %b" common
-                CustomLog "\(prefix)/access.log" common
-
-                \(aliases)
-                <Directory "\(prefix)/cgi-bin">
-                    Require all granted
-                </Directory>
-                <Location "/secure">
-                    SetEnv HTTPS on
-                </Location>
-
-                """
-            )
-            let process = try ProcessRunner.start(
-                apache,
-                arguments: ["-d", prefix, "-f", prefix + "/httpd.conf", "-DFOREGROUND"],
-                logFile: prefix + "/stdout.log"
-            )
-            let server = WebServerInstance(
-                name: "apache+mod_cgid",
-                port: port,
-                directory: directory,
-                processes: [process],
-                errorLogName: "error.log"
-            )
-            do {
-                try await WebServerInstance.waitUntilReady(
+                ServerConfiguration.apache(
+                    prefix: prefix,
                     port: port,
-                    processes: [process],
-                    directory: directory,
-                    errorLogName: "error.log",
-                    timeout: timeout
+                    modules: loads,
+                    threads: 16,
+                    """
+                    ScriptSock "\(prefix)/cgid.sock"
+
+                    \(aliases)
+                    <Directory "\(prefix)/cgi-bin">
+                        Require all granted
+                    </Directory>
+                    <Location "/secure">
+                        SetEnv HTTPS on
+                    </Location>
+                    """
                 )
-            } catch {
-                await server.stop()
-                throw error
-            }
-            return server
-        } catch {
-            directory.remove()
-            throw error
+            )
+            return .apache(apache, prefix: prefix)
         }
     }
 }
@@ -311,10 +318,11 @@ public enum NginxFcgiwrap {
     public static func start(programs: [String], timeout: Duration = .seconds(20)) async throws -> WebServerInstance {
         let nginx = try RequiredTool.locate("nginx")
         let fcgiwrap = try RequiredTool.locate("fcgiwrap")
-        let directory = try TemporaryDirectory(prefix: "swift-gateway-nginx-")
-        var started: [RunningProcess] = []
-        do {
-            let port = try PortAllocator.freePort()
+        return try await WebServerInstance.start(
+            name: "nginx+fcgiwrap",
+            directoryPrefix: "swift-gateway-nginx-",
+            timeout: timeout
+        ) { directory, port in
             let prefix = directory.path
             for name in ["cgi-bin", "htdocs", "tmp", "logs"] { try directory.makeDirectory(name) }
             var locations = ""
@@ -334,68 +342,105 @@ public enum NginxFcgiwrap {
             }
             try directory.write(
                 "nginx.conf",
-                """
-                \(RequiredTool.isRoot ? "user root root;" : "")
-                worker_processes 1;
-                daemon off;
-                pid \(prefix)/nginx.pid;
-                error_log \(prefix)/error.log warn;
-                events { worker_connections 256; }
-                http {
-                    access_log off;
-                    client_max_body_size 64m;
-                    client_body_temp_path \(prefix)/tmp/client_body;
-                    fastcgi_temp_path \(prefix)/tmp/fastcgi;
-                    proxy_temp_path \(prefix)/tmp/proxy;
-                    uwsgi_temp_path \(prefix)/tmp/uwsgi;
-                    scgi_temp_path \(prefix)/tmp/scgi;
-                    fastcgi_read_timeout 60s;
-                    server {
-                        listen 127.0.0.1:\(port);
-                        server_name localhost;
-                        root \(prefix)/htdocs;
-                \(locations)
-                    }
-                }
-
-                """
+                ServerConfiguration.nginx(
+                    prefix: prefix,
+                    port: port,
+                    workerConnections: 256,
+                    clientMaxBodySize: "64m",
+                    serverContext: locations
+                )
             )
             let wrapper = try ProcessRunner.start(
                 fcgiwrap,
                 arguments: ["-f", "-c", "2", "-s", "unix:\(prefix)/fcgiwrap.sock"],
                 logFile: prefix + "/fcgiwrap.log"
             )
-            started.append(wrapper)
             let socketReady = await poll(timeout: timeout) {
                 PortAllocator.isListening(unixSocket: prefix + "/fcgiwrap.sock") || !wrapper.isRunning
             }
             guard socketReady, wrapper.isRunning else {
-                throw TransportError("fcgiwrap does not accept connections.\n\(wrapper.logTail)")
+                let failure = TransportError("fcgiwrap does not accept connections.\n\(wrapper.logTail)")
+                await wrapper.stop()
+                throw failure
             }
-            let server = try ProcessRunner.start(
-                nginx,
-                arguments: ["-p", prefix + "/", "-c", prefix + "/nginx.conf", "-e", prefix + "/error.log"],
-                logFile: prefix + "/stdout.log"
-            )
-            started.append(server)
-            try await WebServerInstance.waitUntilReady(
-                port: port,
-                processes: started,
-                directory: directory,
-                errorLogName: "error.log",
-                timeout: timeout
-            )
-            return WebServerInstance(
-                name: "nginx+fcgiwrap",
-                port: port,
-                directory: directory,
-                processes: started,
-                errorLogName: "error.log"
-            )
-        } catch {
-            for process in started.reversed() { await process.stop() }
-            directory.remove()
-            throw error
+            return .nginx(nginx, prefix: prefix, helpers: [wrapper])
         }
+    }
+}
+
+/// The skeletons of the configurations the tests' web servers run with: one server process,
+/// on 127.0.0.1:`port`, everything (pid file, logs, temporary files) inside `prefix`, and
+/// their error log in `prefix/error.log`, where ``WebServerInstance/errorLog`` reads it.
+enum ServerConfiguration {
+    /// An `httpd.conf` for Apache (mpm_event, one process of `threads` threads) loading
+    /// `modules`, serving `prefix/htdocs`, followed by `rest`.
+    static func apache(prefix: String, port: Int, modules: String, threads: Int, _ rest: String) -> String {
+        // As root, the workers run as nobody in the group the application's socket is given to.
+        let user = ApacheFastCGI.workerGroup.map { "User nobody\nGroup \($0)\n" } ?? ""
+        return """
+            ServerRoot "\(prefix)"
+            ServerName 127.0.0.1
+            Listen 127.0.0.1:\(port)
+            PidFile "\(prefix)/httpd.pid"
+            DefaultRuntimeDir "\(prefix)"
+            ErrorLog "\(prefix)/error.log"
+            LogLevel warn
+            \(user)
+            \(modules)
+
+            StartServers 1
+            ServerLimit 1
+            ThreadLimit \(threads)
+            ThreadsPerChild \(threads)
+            MaxRequestWorkers \(threads)
+            MinSpareThreads 1
+            MaxSpareThreads \(threads)
+            Timeout 60
+            TypesConfig "\(prefix)/mime.types"
+            DocumentRoot "\(prefix)/htdocs"
+            LogFormat "%h \\"%r\\" %>s %b" common
+            CustomLog "\(prefix)/access.log" common
+
+            \(rest)
+
+            """
+    }
+
+    /// An `nginx.conf` (one worker, `daemon off`) with `httpContext` in its `http` block and
+    /// `serverContext` in its one `server` block, whose root is `prefix/htdocs`.
+    static func nginx(
+        prefix: String,
+        port: Int,
+        workerConnections: Int,
+        clientMaxBodySize: String,
+        httpContext: String = "",
+        serverContext: String
+    ) -> String {
+        """
+        \(RequiredTool.isRoot ? "user root root;" : "")
+        worker_processes 1;
+        daemon off;
+        pid \(prefix)/nginx.pid;
+        error_log \(prefix)/error.log warn;
+        events { worker_connections \(workerConnections); }
+        http {
+            access_log off;
+            client_max_body_size \(clientMaxBodySize);
+            client_body_temp_path \(prefix)/tmp/client_body;
+            fastcgi_temp_path \(prefix)/tmp/fastcgi;
+            proxy_temp_path \(prefix)/tmp/proxy;
+            uwsgi_temp_path \(prefix)/tmp/uwsgi;
+            scgi_temp_path \(prefix)/tmp/scgi;
+            fastcgi_read_timeout 60s;
+        \(httpContext)
+            server {
+                listen 127.0.0.1:\(port);
+                server_name localhost;
+                root \(prefix)/htdocs;
+        \(serverContext)
+            }
+        }
+
+        """
     }
 }

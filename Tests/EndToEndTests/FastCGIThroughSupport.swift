@@ -99,14 +99,15 @@ struct FastCGISetup {
         let executable = try BuiltProducts.executable(named: program)
         let directory = try TemporaryDirectory(prefix: "swift-gateway-app-")
         defer { directory.remove() }
-        let app = try await FastCGIAppProcess.start(
-            executable,
-            socketPath: directory.path + "/app.sock",
-            launch: launch,
-            extraArguments: deployment.appArguments,
-            logFile: directory.path + "/app.log"
-        )
-        do {
+        try await FastCGIAppProcess.with({
+            try await FastCGIAppProcess.start(
+                executable,
+                socketPath: directory.path + "/app.sock",
+                launch: launch,
+                extraArguments: deployment.appArguments,
+                logFile: directory.path + "/app.log"
+            )
+        }) { app in
             try await WebServerInstance.with({ try await deployment.startWebServer(socketDirectory: directory.path) }) {
                 server in
                 let setup = FastCGISetup(app: app, server: server, socketDirectory: directory)
@@ -116,11 +117,7 @@ struct FastCGISetup {
                     Issue.record("\(error)\n\(setup.logs)")
                 }
             }
-        } catch {
-            await app.stop()
-            throw error
         }
-        await app.stop()
     }
 }
 

@@ -322,7 +322,7 @@ struct FastCGIThroughWebServers {
             for _ in 0..<4 { #expect(try await send(port: port, "GET", "/hello").status == 200) }
             let executable = setup.app.executable
             setup.app.send(signal: SIGTERM)
-            let listenerClosed = await poll(timeout: .seconds(10)) { !UnixSocketProbe.accepts(socket) }
+            let listenerClosed = await poll(timeout: .seconds(10)) { !PortAllocator.isListening(unixSocket: socket) }
             #expect(listenerClosed, "the old instance still accepts connections after SIGTERM")
             try await FastCGIAppProcess.with({
                 try await FastCGIAppProcess.start(
@@ -332,7 +332,7 @@ struct FastCGIThroughWebServers {
                     logFile: setup.socketDirectory.path + "/successor.log"
                 )
             }) { successor in
-                let exited = await setup.app.waitForExit(timeout: .seconds(15))
+                let exited = await setup.app.waitForExit(timeout: .seconds(15)) != nil
                 #expect(exited, "the old instance did not exit")
                 #expect(
                     FileManager.default.fileExists(atPath: socket),

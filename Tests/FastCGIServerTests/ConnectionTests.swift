@@ -93,7 +93,7 @@ extension FastCGIServerTests {
     @Suite struct Management {
         @Test func getValuesAnswersExactlyOneResultOnID0() async throws {
             try await withProbe(["--max-connections", "77", "--max-requests", "999"]) { probe in
-                let socket = try RawSocket(unixPath: probe.socketPath!)
+                let socket = try RawSocket(unixPath: probe.socketPath)
                 var query = ByteBuffer()
                 RequestEncoder.writeGetValues(
                     ["FCGI_MAX_CONNS", "FCGI_MAX_REQS", "FCGI_MPXS_CONNS", "FCGI_NO_SUCH_VARIABLE"],

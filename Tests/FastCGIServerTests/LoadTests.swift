@@ -122,7 +122,7 @@ extension FastCGIServerTests {
     @Suite struct Backpressure {
         /// Samples the server's RSS every 50 ms while `body` runs; returns the largest growth in KiB.
         static func peakGrowth(
-            of probe: ProbeServerProcess,
+            of probe: FastCGIAppProcess,
             during body: () async throws -> Void
         ) async throws -> (
             baseline: Int, peak: Int

@@ -46,37 +46,44 @@ extension FastCGIServerTests {
     /// The process: signals, the socket file, TCP, and independent FastCGI peers.
     @Suite struct Process {
         @Test func sigtermLetsTheRequestInFlightFinishRefusesNewConnectionsAndExitsZero() async throws {
-            let probe = try await ProbeServerProcess.start()
+            let probe = try await FastCGIAppProcess.startProbe()
             defer { Task { await probe.cleanUp() } }
             let client = try await probe.connect()
             try await client.send(FastCGITestRequest.get("/slow?ms=1500", id: 1))
             try await Task.sleep(for: .milliseconds(300))
-            probe.signal(SIGTERM)
+            probe.send(signal: SIGTERM)
             try await Task.sleep(for: .milliseconds(300))
-            let error = ProbeServerProcess.connectError(toUnixSocket: probe.socketPath!)
+            let error: Int32
+            switch PortAllocator.connect(unixSocket: probe.socketPath) {
+            case .success(let fd):
+                close(fd)
+                error = 0
+            case .failure(let failure):
+                error = failure.code
+            }
             #expect(error == ECONNREFUSED || error == ENOENT, "a new connection was accepted during shutdown")
             let response = try await client.response(for: 1, timeout: .seconds(5))
             response.expectCompleted()
             #expect(response.bodyString == "done")
             let status = await probe.waitForExit(timeout: .seconds(5))
             #expect(status == .exited(0), "log:\n\(probe.log)")
-            #expect(access(probe.socketPath!, F_OK) != 0, "socket file left behind")
+            #expect(access(probe.socketPath, F_OK) != 0, "socket file left behind")
         }
 
         @Test func staleSocketIsReplacedButALiveOneIsNotTakenOver() async throws {
-            let first = try await ProbeServerProcess.start()
-            let path = first.socketPath!
+            let first = try await FastCGIAppProcess.startProbe()
+            let path = first.socketPath
             // A live server's socket: a second instance must fail clearly and leave it alone.
-            let second = try await ProbeServerProcess.start(socketPath: path, waitForSocket: false)
+            let second = try await FastCGIAppProcess.startProbe(socketPath: path, waitUntilReady: false)
             let status = await second.waitForExit(timeout: .seconds(20))
             #expect(status != nil && status != .exited(0), "second instance: \(String(describing: status))")
             #expect(second.log.contains("already listening"), "\(second.log)")
             try await first.expectServesFreshConnection()
             // A SIGKILLed server leaves a stale socket file; a restart replaces it.
-            first.signal(SIGKILL)
+            first.send(signal: SIGKILL)
             _ = await first.waitForExit(timeout: .seconds(5))
             #expect(access(path, F_OK) == 0, "the killed server's socket file should still exist")
-            let third = try await ProbeServerProcess.start(socketPath: path)
+            let third = try await FastCGIAppProcess.startProbe(socketPath: path)
             try await third.expectServesFreshConnection()
             await third.stop()
             await second.cleanUp()
@@ -87,23 +94,21 @@ extension FastCGIServerTests {
         @Test func socketModeDefaultsTo0660AndIsConfigurable() async throws {
             try await withProbe { probe in
                 var status = stat()
-                #expect(stat(probe.socketPath!, &status) == 0)
+                #expect(stat(probe.socketPath, &status) == 0)
                 #expect(status.st_mode & S_IFMT == S_IFSOCK)
                 #expect(status.st_mode & 0o7777 == 0o660, "mode \(String(status.st_mode & 0o7777, radix: 8))")
             }
             try await withProbe(["--socket-mode", "0600"]) { probe in
                 var status = stat()
-                #expect(stat(probe.socketPath!, &status) == 0)
+                #expect(stat(probe.socketPath, &status) == 0)
                 #expect(status.st_mode & 0o7777 == 0o600)
             }
         }
 
         @Test func tcpOnIPv4Loopback() async throws {
             let port = try await freeTCPPort()
-            let probe = try ProbeServerProcess.launch(
-                executable: try ProbeServerProcess.probeExecutable(),
-                arguments: ["--port", "\(port)"]
-            )
+            // Not waited for here: connectTCP retries until the server accepts.
+            let probe = try await FastCGIAppProcess.startProbe(launch: .tcp(port: port), waitUntilReady: false)
             defer { Task { await probe.cleanUp() } }
             let client = try await connectTCP(host: "127.0.0.1", port: port)
             let response = try await client.perform(.get("/hello"))
@@ -113,9 +118,11 @@ extension FastCGIServerTests {
 
         @Test(.enabled(if: hasIPv6Loopback)) func tcpOnIPv6Loopback() async throws {
             let port = try await freeTCPPort(host: "::1")
-            let probe = try ProbeServerProcess.launch(
-                executable: try ProbeServerProcess.probeExecutable(),
-                arguments: ["--host", "::1", "--port", "\(port)"]
+            // Not waited for here: readiness is checked on 127.0.0.1, and connectTCP retries.
+            let probe = try await FastCGIAppProcess.startProbe(
+                ["--host", "::1"],
+                launch: .tcp(port: port),
+                waitUntilReady: false
             )
             defer { Task { await probe.cleanUp() } }
             let client = try await connectTCP(host: "::1", port: port)
@@ -127,10 +134,11 @@ extension FastCGIServerTests {
         @Test func webServerAddressAllowList() async throws {
             for (allowed, served) in [("127.0.0.2", false), ("127.0.0.2, 127.0.0.1", true)] {
                 let port = try await freeTCPPort()
-                let probe = try ProbeServerProcess.launch(
-                    executable: try ProbeServerProcess.probeExecutable(),
-                    arguments: ["--port", "\(port)"],
-                    environment: ["FCGI_WEB_SERVER_ADDRS": allowed]
+                // Not waited for here: a readiness connection would be one more refused peer in the log.
+                let probe = try await FastCGIAppProcess.startProbe(
+                    environment: ["FCGI_WEB_SERVER_ADDRS": allowed],
+                    launch: .tcp(port: port),
+                    waitUntilReady: false
                 )
                 let client = try await connectTCP(host: "127.0.0.1", port: port)
                 if served {
@@ -154,24 +162,16 @@ extension FastCGIServerTests {
         @Test func cgiFcgiIndependentClient() async throws {
             try await withProbe { probe in
                 func cgiFcgi(_ environment: [String: String], stdin: [UInt8] = []) async throws -> CGIResponse {
-                    let directory = try ProbeServerProcess.makeTemporaryDirectory()
-                    let input = directory + "/stdin"
-                    let file = fopen(input, "w")
-                    _ = stdin.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, file) }
-                    fclose(file)
-                    let process = try ProbeServerProcess.launch(
-                        executable: "/usr/bin/cgi-fcgi",
-                        arguments: ["-bind", "-connect", probe.socketPath!],
-                        environment: environment,
-                        directory: directory,
-                        standardInput: input
+                    let result = try await ProcessRunner.run(
+                        "/usr/bin/cgi-fcgi",
+                        arguments: ["-bind", "-connect", probe.socketPath],
+                        environment: ProcessRunner.inheritedEnvironment(overriding: environment),
+                        input: .bytes(stdin),
+                        timeout: .seconds(10)
                     )
-                    let status = await process.waitForExit(timeout: .seconds(10))
-                    let output = process.log
-                    unlink(input)
-                    await process.cleanUp()
-                    #expect(status == .exited(0), "cgi-fcgi: \(String(describing: status)) \(output)")
-                    return CGIResponse(parsing: Array(output.utf8))
+                    let output = String(decoding: result.standardOutput, as: UTF8.self)
+                    #expect(result.status == 0, "cgi-fcgi: exit status \(result.status) \(output)\(result.errorText)")
+                    return CGIResponse(parsing: result.standardOutput)
                 }
                 let hello = try await cgiFcgi([
                     "REQUEST_METHOD": "GET", "SCRIPT_NAME": "", "PATH_INFO": "/hello", "REQUEST_URI": "/hello",
@@ -197,23 +197,9 @@ extension FastCGIServerTests {
 
         /// `spawn-fcgi -n` execs the app with the listening socket on fd 0: FastCGI mode.
         @Test func spawnFcgiInheritedListeningSocket() async throws {
-            let directory = try ProbeServerProcess.makeTemporaryDirectory()
-            let socket = directory + "/spawned.sock"
-            let process = try ProbeServerProcess.launch(
-                executable: "/usr/bin/spawn-fcgi",
-                arguments: ["-s", socket, "-n", "--", try ProbeServerProcess.probeExecutable()],
-                directory: directory,
-                socketPath: socket
-            )
-            defer {
-                Task {
-                    await process.cleanUp()
-                    unlink(socket)
-                    rmdir(directory)
-                }
-            }
-            try await process.waitUntilAccepting()
-            let client = try await FastCGITestClient.connect(unixPath: socket)
+            let process = try await FastCGIAppProcess.startProbe(launch: .spawnFCGI)
+            defer { Task { await process.cleanUp() } }
+            let client = try await process.connect()
             let response = try await client.perform(.get("/hello"))
             #expect(response.bodyString == "Hello, world!")
             #expect(process.log.contains("fd 0"), "\(process.log)")

@@ -21,7 +21,7 @@ extension FastCGIServerTests {
 
         @Test func httpRequestOnTheSocketIsClosedWithoutAnAnswer() async throws {
             try await withProbe { probe in
-                let socket = try RawSocket(unixPath: probe.socketPath!)
+                let socket = try RawSocket(unixPath: probe.socketPath)
                 try socket.write(Array("GET /hello HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n".utf8))
                 let (bytes, eof) = socket.read(timeoutMilliseconds: 5000)
                 #expect(eof, "connection left open")
@@ -174,7 +174,7 @@ extension FastCGIServerTests {
                 // Sockets only: event loops open a timerfd or eventfd lazily, which is no leak.
                 let before = try #require(probe.openDescriptors)
                 let baseline = before.values.filter { $0.hasPrefix("socket:") }.count
-                let path = probe.socketPath!
+                let path = probe.socketPath
                 var hello = Records()
                 hello.request(.get("/hello", id: 1, keepConnection: true))
                 var slow = Records()
@@ -221,7 +221,7 @@ extension FastCGIServerTests {
         @Test func clientsVanishingMidResponseDoNotKillTheServer() async throws {
             try await withProbe { probe in
                 for round in 0..<20 {
-                    let socket = try RawSocket(unixPath: probe.socketPath!)
+                    let socket = try RawSocket(unixPath: probe.socketPath)
                     var records = Records()
                     records.request(
                         round.isMultiple(of: 2)

@@ -22,9 +22,9 @@ func withProbe<R>(
     environment: [String: String] = [:],
     checkAlive: Bool = true,
     sourceLocation: SourceLocation = #_sourceLocation,
-    _ body: (ProbeServerProcess) async throws -> R
+    _ body: (FastCGIAppProcess) async throws -> R
 ) async throws -> R {
-    let probe = try await ProbeServerProcess.start(arguments: arguments, environment: environment)
+    let probe = try await FastCGIAppProcess.startProbe(arguments, environment: environment)
     do {
         let result = try await body(probe)
         if checkAlive {
@@ -39,24 +39,19 @@ func withProbe<R>(
     }
 }
 
-extension ProbeServerProcess {
+extension FastCGIAppProcess {
     /// A new test client connected to this server's socket.
     func connect() async throws -> FastCGITestClient {
-        try await FastCGITestClient.connect(unixPath: socketPath!)
+        try await FastCGITestClient.connect(unixPath: socketPath)
     }
 
     /// Runs one request on a fresh connection, closing it afterwards.
     func perform(_ request: FastCGITestRequest) async throws -> FastCGITestResponse {
-        let client = try await connect()
-        do {
-            let response = try await client.perform(request)
-            await client.close()
-            return response
-        } catch {
-            await client.close()
-            throw error
-        }
+        try await withStarted({ try await connect() }, stop: { await $0.close() }) { try await $0.perform(request) }
     }
+
+    /// Resident set size in KiB (`VmRSS`), the unit the memory checks here are written in.
+    var residentKiB: Int? { memory.map { $0.resident / 1024 } }
 
     /// A fresh connection is served: `GET /hello` answers `Hello, world!`.
     func expectServesFreshConnection(sourceLocation: SourceLocation = #_sourceLocation) async throws {
