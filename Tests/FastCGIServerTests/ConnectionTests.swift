@@ -21,7 +21,7 @@ extension FastCGIServerTests {
             // ready before the STDIN end is decoded, yet nothing more can come: the server closes
             // outright instead of half-closing and waiting to drain the web server's input.
             try await withProbe { probe in
-                let socket = try RawSocket(unixPath: probe.socketPath!)
+                let socket = try RawSocket(unixPath: probe.socketPath)
                 var records = Records()
                 records.request(.get("/hello", id: 1))
                 try socket.write(records.bytes)
@@ -38,7 +38,7 @@ extension FastCGIServerTests {
             // The answer goes out before the body it did not read has arrived: the server
             // half-closes and keeps reading, so the web server can finish sending without a reset.
             try await withProbe { probe in
-                let socket = try RawSocket(unixPath: probe.socketPath!)
+                let socket = try RawSocket(unixPath: probe.socketPath)
                 var records = Records()
                 records.begin(id: 1)
                 records.params(
