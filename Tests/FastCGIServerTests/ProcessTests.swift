@@ -1,4 +1,5 @@
 import FastCGI
+import Foundation
 import GatewayTesting
 import NIOCore
 import NIOPosix
@@ -195,6 +196,30 @@ extension FastCGIServerTests {
             }
         }
 
+        /// One event-loop thread per CPU the process may use: pinned by taskset (as a benchmark
+        /// or systemd's `CPUAffinity=` pins it), one loop; `--threads` and `GATEWAY_THREADS` override.
+        @Test func eventLoopThreadsFollowTheCPUAffinityUnlessSet() async throws {
+            let directory = try TemporaryDirectory(prefix: "sgw-", in: "/tmp")
+            defer { directory.remove() }
+            // spawn-fcgi execs taskset, which execs the probe: one PID, the socket on fd 0.
+            let pinned = try await FastCGIAppProcess.start(
+                "/usr/bin/taskset",
+                socketPath: directory.path + "/fcgi.sock",
+                launch: .spawnFCGI,
+                extraArguments: ["-c", "0", try BuiltProducts.executable(named: "gateway-probe")],
+                logFile: directory.path + "/server.log"
+            )
+            #expect(eventLoopThreads(of: pinned.pid) == 1, "\(pinned.log)")
+            _ = await pinned.stop()
+            try await withProbe(["--threads", "3"]) { probe in
+                #expect(eventLoopThreads(of: probe.pid) == 3)
+                try await probe.expectServesFreshConnection()
+            }
+            try await withProbe(environment: ["GATEWAY_THREADS": "2"]) { probe in
+                #expect(eventLoopThreads(of: probe.pid) == 2)
+            }
+        }
+
         /// `spawn-fcgi -n` execs the app with the listening socket on fd 0: FastCGI mode.
         @Test func spawnFcgiInheritedListeningSocket() async throws {
             let process = try await FastCGIAppProcess.startProbe(launch: .spawnFCGI)
@@ -206,4 +231,14 @@ extension FastCGIServerTests {
             #expect(await process.stop() == .exited(0))
         }
     }
+}
+
+/// The SwiftNIO event-loop threads (named `NIO-ELT-…`) of process `pid`.
+func eventLoopThreads(of pid: pid_t) -> Int {
+    let tasks = "/proc/\(pid)/task"
+    guard let entries = try? FileManager.default.contentsOfDirectory(atPath: tasks) else { return 0 }
+    return entries.filter { task in
+        let name = (try? String(contentsOfFile: "\(tasks)/\(task)/comm", encoding: .utf8)) ?? ""
+        return name.hasPrefix("NIO-ELT-")
+    }.count
 }
