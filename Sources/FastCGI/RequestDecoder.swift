@@ -41,8 +41,9 @@ public struct RequestDecoder: Sendable {
     private var requests = RequestTable()
     private var scratch: [UInt8] = []
     private var failure: FastCGIError?
-    /// PARAMS bytes held for requests whose params have not ended (`maxPendingParamsBytes`).
-    private var pendingParamsBytes = 0
+    /// PARAMS bytes held now for requests whose params have not ended, the figure
+    /// `DecoderLimits.maxPendingParamsBytes` bounds.
+    public private(set) var pendingParamsBytes = 0
 
     /// Creates the decoder for one new connection.
     public init(limits: DecoderLimits = .init()) {

@@ -32,7 +32,7 @@ func fuzzOne(_ data: UnsafeRawBufferPointer) {
     let limits =
         control & 1 == 0
         ? DecoderLimits()
-        : DecoderLimits(maxParamsBytes: 512, maxParamsPairs: 16, maxActiveRequests: 4)
+        : DecoderLimits(maxParamsBytes: 512, maxParamsPairs: 16, maxActiveRequests: 4, maxPendingParamsBytes: 1024)
 
     var decoder = RequestDecoder(limits: limits)
     var begun: [UInt16] = []
@@ -61,6 +61,10 @@ func fuzzOne(_ data: UnsafeRawBufferPointer) {
                     break
                 }
                 precondition(decoder.activeRequestCount <= limits.maxActiveRequests)
+                precondition(
+                    decoder.pendingParamsBytes >= 0 && decoder.pendingParamsBytes <= limits.maxPendingParamsBytes
+                )
+                precondition(decoder.activeRequestCount > 0 || decoder.pendingParamsBytes == 0, "params budget leaked")
                 // xorshift: end a begun request now and then, as a server does.
                 steer ^= steer << 13
                 steer ^= steer >> 17
