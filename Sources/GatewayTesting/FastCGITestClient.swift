@@ -31,6 +31,9 @@ public final class FastCGITestClient: Sendable {
         self.inbox = inbox
     }
 
+    // The channel outlives a server's half-close (see `connect`), so the client closes it.
+    deinit { channel.close(promise: nil) }
+
     // MARK: Connecting
 
     /// Connects to a FastCGI server on a Unix socket.
@@ -60,6 +63,9 @@ public final class FastCGITestClient: Sendable {
         let bootstrap = ClientBootstrap(group: loop)
             .connectTimeout(.seconds(10))
             .channelOption(.autoRead, value: false)
+            // Like a web server: when the application half-closes after answering (it drains
+            // input it did not read), keep sending what is left of the request.
+            .channelOption(.allowRemoteHalfClosure, value: true)
             // Large reads: each read is one hop for the waiting test, so few hops per megabyte.
             .channelOption(
                 .recvAllocator,
@@ -334,6 +340,21 @@ private final class Inbox: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        serverClosed()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .inputClosed = event as? ChannelEvent {
+            // Nothing more will arrive; the client may still write.
+            serverClosed()
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    /// The server has closed its side: pending waits end, waits for the close succeed.
+    private func serverClosed() {
+        guard !isClosed else { return }
         isClosed = true
         let waiters = self.waiters
         self.waiters.removeAll()
