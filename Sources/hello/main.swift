@@ -1,7 +1,7 @@
 import SwiftGateway
 
-/// The example application: one binary that runs as CGI (under Apache or nginx + fcgiwrap)
-/// or, once FastCGI detection lands, as a FastCGI server.
+/// The example application: one binary that runs as CGI (under Apache mod_cgid or nginx +
+/// fcgiwrap) or as a FastCGI server (`--socket`, `--port`, or a socket from spawn-fcgi).
 @main
 struct Hello {
     static func main() async {
