@@ -69,6 +69,40 @@ public struct ResponseBody: Sendable {
 
     /// No body.
     public static let empty = ResponseBody(bytes: [])
+
+    /// The bytes of an in-memory body; nil for a streaming one. Middleware reads them to
+    /// inspect or replace a body (an ETag, a checksum) without running anything.
+    public var bytes: [UInt8]? {
+        if case .bytes(let bytes) = content { return bytes }
+        return nil
+    }
+
+    /// Writes the whole body through `writer`: in-memory bytes in one write (none when
+    /// empty), a stream as it runs.
+    ///
+    /// This is how middleware wraps a body it did not make: it returns a new streaming body
+    /// whose function puts the server's writer inside a writer of its own (one that
+    /// compresses, counts or rewrites bytes), writes this body through it, then hands the
+    /// server's writer back, since writers are values that may keep state:
+    ///
+    /// ```swift
+    /// let inner = response.body
+    /// response.body = ResponseBody { writer in
+    ///     var counting = CountingWriter(wrapped: writer)
+    ///     try await inner.write(to: &counting)
+    ///     writer = counting.wrapped
+    /// }
+    /// ```
+    nonisolated(nonsending) public func write<Destination: ResponseBodyWriter>(to writer: inout Destination) async throws {
+        switch content {
+        case .bytes(let bytes):
+            if !bytes.isEmpty { try await writer.write(bytes) }
+        case .stream(let write):
+            var erased: any ResponseBodyWriter = writer
+            try await write(&erased)
+            if let back = erased as? Destination { writer = back }
+        }
+    }
 }
 
 /// Writes a streaming response body. Implemented by servers (and by middleware that

@@ -157,4 +157,57 @@ struct MiddlewareTests {
         #expect(response.status == 200)
         #expect(response[header: "X-Trace"] == "only")
     }
+
+    /// A middleware outside the Gateway module that rewrites a body it did not make, with
+    /// public API only: the way compression or access-log byte counts are written.
+    struct UppercaseBody: Middleware {
+        struct Uppercasing: ResponseBodyWriter {
+            var wrapped: any ResponseBodyWriter
+            let counted: ErrorCollector
+            nonisolated(nonsending) mutating func write(_ bytes: [UInt8]) async throws {
+                counted.stream.write("\(bytes.count)")
+                try await wrapped.write(bytes.map { $0 >= 0x61 && $0 <= 0x7a ? $0 - 0x20 : $0 })
+            }
+        }
+
+        let counted: ErrorCollector
+        nonisolated(nonsending) func respond(to environ: Environ, next: some Application) async throws -> Response {
+            var response = try await next.respond(to: environ)
+            let inner = response.body
+            let counted = self.counted
+            response.body = ResponseBody(contentLength: inner.contentLength) { writer in
+                var uppercasing = Uppercasing(wrapped: writer, counted: counted)
+                try await inner.write(to: &uppercasing)
+                writer = uppercasing.wrapped
+            }
+            return response
+        }
+    }
+
+    @Test func middlewareRewritesStreamingAndInMemoryBodies() async throws {
+        let counted = ErrorCollector()
+        let streaming = ClosureApplication { _ in
+            Response(
+                headers: [.contentType: "text/plain"],
+                body: ResponseBody { writer in
+                    try await writer.write("hello, ")
+                    try await writer.write("stream")
+                }
+            )
+        }
+        .wrapped(in: UppercaseBody(counted: counted))
+        let streamed = try await InProcessTransport(streaming).perform(TestRequest())
+        #expect(streamed.text == "HELLO, STREAM")
+        #expect(counted.messages == ["7\n", "6\n"], "each chunk passes through the wrapping writer")
+
+        let inMemory = ClosureApplication { _ in .text("hello") }.wrapped(in: UppercaseBody(counted: counted))
+        let answered = try await InProcessTransport(inMemory).perform(TestRequest())
+        #expect(answered.text == "HELLO")
+        #expect(answered[header: "Content-Length"] == "5")
+    }
+
+    @Test func inMemoryBodiesExposeTheirBytes() {
+        #expect(ResponseBody(string: "abc").bytes == Array("abc".utf8))
+        #expect(ResponseBody { try await $0.write("abc") }.bytes == nil)
+    }
 }
