@@ -93,7 +93,9 @@ public struct ResponseBody: Sendable {
     ///     writer = counting.wrapped
     /// }
     /// ```
-    nonisolated(nonsending) public func write<Destination: ResponseBodyWriter>(to writer: inout Destination) async throws {
+    nonisolated(nonsending) public func write<Destination: ResponseBodyWriter>(
+        to writer: inout Destination
+    ) async throws {
         switch content {
         case .bytes(let bytes):
             if !bytes.isEmpty { try await writer.write(bytes) }
