@@ -1,3 +1,4 @@
+import FastCGI
 import Gateway
 import Logging
 import NIOCore
@@ -28,6 +29,10 @@ public struct FastCGIServer<App: Application>: Service {
         public var allowedPeers: WebServerAllowList?
         /// How long in-flight requests may take to finish once shutdown starts.
         public var shutdownGracePeriod: Duration
+        /// The roles the application plays (§6); others are refused with `FCGI_UNKNOWN_ROLE`.
+        /// Responder only by default: an application written as a responder, mistakenly
+        /// configured as an Authorizer, would otherwise answer 200 and allow every request.
+        public var roles: Set<Role>
         /// Where the server logs.
         public var logger: Logger
 
@@ -37,8 +42,10 @@ public struct FastCGIServer<App: Application>: Service {
             limits: ServerLimits = ServerLimits(),
             allowedPeers: WebServerAllowList? = nil,
             shutdownGracePeriod: Duration = .seconds(30),
+            roles: Set<Role> = [.responder],
             logger: Logger = Logger(label: "swift-gateway.fastcgi")
         ) {
+            self.roles = roles
             self.address = address
             self.limits = limits
             self.allowedPeers = allowedPeers
@@ -77,7 +84,8 @@ public struct FastCGIServer<App: Application>: Service {
             limits: configuration.limits,
             logger: logger,
             allowedPeers: configuration.allowedPeers,
-            multiprocess: configuration.address.isInherited
+            multiprocess: configuration.address.isInherited,
+            roles: configuration.roles
         )
         let serverChannel = try await bind(state: state)
         // The socket file this server created, so that it removes that one and no other.

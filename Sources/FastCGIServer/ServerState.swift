@@ -1,3 +1,4 @@
+import FastCGI
 import Logging
 import NIOCore
 import Synchronization
@@ -10,12 +11,21 @@ final class ServerState: Sendable {
     let allowedPeers: WebServerAllowList?
     /// Whether other processes may share the listening socket (it was inherited).
     let multiprocess: Bool
+    /// The roles requests may ask for; others get `FCGI_UNKNOWN_ROLE`.
+    let roles: Set<Role>
     private let inFlightRequests = Atomic<Int>(0)
     private let connections = Mutex<[ObjectIdentifier: any Channel]>([:])
     private let shuttingDown = Atomic<Bool>(false)
 
-    init(limits: ServerLimits, logger: Logger, allowedPeers: WebServerAllowList?, multiprocess: Bool) {
+    init(
+        limits: ServerLimits,
+        logger: Logger,
+        allowedPeers: WebServerAllowList?,
+        multiprocess: Bool,
+        roles: Set<Role> = [.responder]
+    ) {
         self.multiprocess = multiprocess
+        self.roles = roles
         self.limits = limits
         self.logger = logger
         self.allowedPeers = allowedPeers

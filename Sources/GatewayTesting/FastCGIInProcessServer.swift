@@ -1,3 +1,4 @@
+import FastCGI
 import FastCGIServer
 import Gateway
 import Logging
@@ -25,7 +26,8 @@ public final class FastCGIInProcessServer: Sendable {
     public static func start<App: Application>(
         _ application: App,
         limits: ServerLimits = ServerLimits(),
-        shutdownGracePeriod: Duration = .seconds(2)
+        shutdownGracePeriod: Duration = .seconds(2),
+        roles: Set<Role> = [.responder]
     ) async throws -> FastCGIInProcessServer {
         // Under /tmp, short, so that the socket path fits `sun_path`.
         let directory = try TemporaryDirectory(prefix: "sgw-", in: "/tmp")
@@ -38,6 +40,7 @@ public final class FastCGIInProcessServer: Sendable {
             address: .unix(path: socketPath),
             limits: limits,
             shutdownGracePeriod: shutdownGracePeriod,
+            roles: roles,
             logger: logger
         )
         let server = FastCGIServer(application: application, configuration: configuration)

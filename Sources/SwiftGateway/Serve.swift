@@ -7,6 +7,8 @@ import Logging
 import NIOPosix
 import ServiceLifecycle
 
+@_exported import struct FastCGI.Role
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -20,7 +22,15 @@ import Darwin
 /// Decides like libfcgi's `FCGX_IsCGI`: `--socket`/`--port` flags, or a listening socket on
 /// fd 0 (spawn-fcgi, Apache mod_fcgid, `cgi-fcgi -start`), mean FastCGI; a `REQUEST_METHOD`
 /// in the environment means one CGI request. One binary therefore deploys both ways.
-nonisolated(nonsending) public func serve(_ application: some Application) async -> Never {
+///
+/// Over FastCGI the application plays the `roles` given: Responder by default; pass
+/// `[.authorizer]` for an Apache `mod_authnz_fcgi` Authorizer (200 allows the request, its
+/// `Variable-NAME:` headers become variables of the request Apache then serves; any other
+/// status refuses it). Other roles are refused with `FCGI_UNKNOWN_ROLE`.
+nonisolated(nonsending) public func serve(
+    _ application: some Application,
+    roles: Set<Role> = [.responder]
+) async -> Never {
     signal(SIGPIPE, SIG_IGN)
     let listeningOnStandardInput = ServeMode.isListeningSocket(0)
     // A CGI request never reads flags: Apache passes parts of a query string as arguments.
@@ -42,15 +52,23 @@ nonisolated(nonsending) public func serve(_ application: some Application) async
         // Neither FastCGI nor a CGI request: let the CGI runner explain how to start the app.
         exit(await CGIServer.run(application))
     }
-    exit(await runFastCGI(application, address: address, options: options))
+    exit(await runFastCGI(application, address: address, options: options, roles: roles))
 }
 
-/// Runs the application made from `handler`; see ``serve(_:)``.
-nonisolated(nonsending) public func serve(_ handler: @escaping ClosureApplication.Handler) async -> Never {
-    await serve(ClosureApplication(handler))
+/// Runs the application made from `handler`; see ``serve(_:roles:)``.
+nonisolated(nonsending) public func serve(
+    roles: Set<Role> = [.responder],
+    _ handler: @escaping ClosureApplication.Handler
+) async -> Never {
+    await serve(ClosureApplication(handler), roles: roles)
 }
 
-private func runFastCGI(_ application: some Application, address: ListenAddress, options: ServeOptions) async -> Int32 {
+private func runFastCGI(
+    _ application: some Application,
+    address: ListenAddress,
+    options: ServeOptions,
+    roles: Set<Role>
+) async -> Int32 {
     let level = Logger.Level(rawValue: options.logLevel) ?? .info
     LoggingSystem.bootstrap { label in
         var handler = StreamLogHandler.standardError(label: label)
@@ -65,6 +83,7 @@ private func runFastCGI(_ application: some Application, address: ListenAddress,
             limits: options.limits,
             allowedPeers: WebServerAllowList(environment("FCGI_WEB_SERVER_ADDRS")),
             shutdownGracePeriod: .seconds(options.shutdownTimeout),
+            roles: roles,
             logger: logger
         ),
         // Never shut down: the process exits when the server returns.

@@ -10,7 +10,7 @@ import SwiftGateway
 // It allows requests that carry `X-Token: letmein`, as the user alice.
 //
 //   authorizer-example --port 9001
-await serve { environ in
+await serve(roles: [.authorizer]) { environ in
     guard environ["HTTP_X_TOKEN"] == "letmein" else {
         return .text("Forbidden\n", status: .forbidden)
     }

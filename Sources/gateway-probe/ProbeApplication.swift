@@ -46,8 +46,17 @@ struct ProbeApplication: Application {
         try await environ.input.discard()
         var json = JSONObjectWriter()
         for (name, value) in environ.variables { json.add(name, value) }
-        json.add("url_scheme", environ.urlScheme)
+        json.add("url_scheme", Self.urlScheme(environ))
         return Response(headers: [.contentType: "application/json"], body: ResponseBody(string: json.finish()))
+    }
+
+    /// PROBE.md's rule, word for word: `https` when `HTTPS` is `on` or `1` or `REQUEST_SCHEME`
+    /// is `https` (any case), else `http`. ``Environ/urlScheme`` also honours `HTTPS=yes` and
+    /// passes other schemes on; the probe's contract is narrower.
+    static func urlScheme(_ environ: Environ) -> String {
+        let https = environ["HTTPS"]?.lowercased()
+        let scheme = environ["REQUEST_SCHEME"]?.lowercased()
+        return https == "on" || https == "1" || scheme == "https" ? "https" : "http"
     }
 
     private func stream(_ query: Query) -> Response {
@@ -103,21 +112,57 @@ enum ProbeError: Error, CustomStringConvertible {
     var description: String { "GET /error: the probe's handler throws, as asked" }
 }
 
-/// `application/x-www-form-urlencoded` query parameters, enough for the probe's integers.
+/// `application/x-www-form-urlencoded` query parameters (`+` is a space, `%XX` a byte); the
+/// first of a repeated name counts.
 struct Query {
-    private var values: [Substring: Substring] = [:]
+    private var values: [String: String] = [:]
 
     init(_ queryString: String) {
         for pair in queryString.split(separator: "&") {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            if values[parts[0]] == nil { values[parts[0]] = parts.count > 1 ? parts[1] : "" }
+            let name = Self.decode(parts[0])
+            if values[name] == nil { values[name] = parts.count > 1 ? Self.decode(parts[1]) : "" }
         }
     }
 
     /// A non-negative decimal parameter; nil when absent or malformed.
-    func integer(_ name: Substring) -> Int? {
-        guard let text = values[name], let value = Int(text), value >= 0 else { return nil }
-        return value
+    func integer(_ name: String) -> Int? {
+        guard let text = values[name], !text.isEmpty, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
+            return nil
+        }
+        return Int(text)
+    }
+
+    /// Decodes one form-encoded component; a malformed escape stays as it is.
+    static func decode(_ component: Substring) -> String {
+        let bytes = Array(component.utf8)
+        var decoded: [UInt8] = []
+        decoded.reserveCapacity(bytes.count)
+        var index = 0
+        while index < bytes.count {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "+") {
+                decoded.append(UInt8(ascii: " "))
+            } else if byte == UInt8(ascii: "%"), index + 2 < bytes.count,
+                let high = hexValue(bytes[index + 1]), let low = hexValue(bytes[index + 2])
+            {
+                decoded.append(high << 4 | low)
+                index += 2
+            } else {
+                decoded.append(byte)
+            }
+            index += 1
+        }
+        return String(decoding: decoded, as: UTF8.self)
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
     }
 }
 

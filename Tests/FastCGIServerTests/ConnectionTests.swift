@@ -158,12 +158,13 @@ extension FastCGIServerTests {
         }
     }
 
-    /// Roles (§6): only responders (and authorizers) run the application.
+    /// Roles (§6): only the roles the server is configured for run the application (the probe,
+    /// like every app by default, is a Responder only).
     @Suite struct Roles {
         @Test func unknownRoleIsRefusedAndTheSameIDWorksAfterwards() async throws {
             try await withProbe { probe in
                 let client = try await probe.connect()
-                for role: UInt16 in [99, 3, 0, 65535] {
+                for role: UInt16 in [99, 2, 3, 0, 65535] {
                     var records = Records()
                     records.begin(id: 4, role: role, keepConnection: true)
                     // A web server sends the rest of the request anyway: ignored (inactive id).
@@ -189,17 +190,28 @@ extension FastCGIServerTests {
             }
         }
 
-        @Test func authorizerRoleRunsTheApplication() async throws {
-            try await withProbe { probe in
-                let client = try await probe.connect()
-                var request = FastCGITestRequest.get("/hello", id: 2)
-                request.role = .authorizer
-                let response = try await client.perform(request)
-                response.expectCompleted()
-                #expect(response.status == 200)
-                #expect(response.bodyString == "Hello, world!")
-                await client.close()
-            }
+        @Test func authorizerRoleRunsTheApplicationWhenConfigured() async throws {
+            let server = try await FastCGIInProcessServer.start(
+                LimitsTestApp(),
+                roles: [.responder, .authorizer]
+            )
+            let client = try await FastCGITestClient.connect(unixPath: server.socketPath)
+            var request = FastCGITestRequest.get("/hello", id: 2, keepConnection: true)
+            request.role = .authorizer
+            let response = try await client.perform(request)
+            response.expectCompleted()
+            #expect(response.status == 200)
+            #expect(response.bodyString == "hello")
+            // Filter is never run, even when asked for.
+            await client.close()
+            await server.stop()
+            let filtering = try await FastCGIInProcessServer.start(LimitsTestApp(), roles: [.responder, .filter])
+            let second = try await FastCGITestClient.connect(unixPath: filtering.socketPath)
+            var filter = FastCGITestRequest.get("/hello", id: 1, keepConnection: true)
+            filter.role = .filter
+            #expect(try await second.perform(filter).protocolStatus == .unknownRole)
+            await second.close()
+            await filtering.stop()
         }
     }
 

@@ -94,6 +94,10 @@ extension FastCGIServerTests {
             ([("REQUEST_SCHEME", "https")], "https"),
             ([("REQUEST_SCHEME", "HTTPS")], "https"),
             ([("REQUEST_SCHEME", "http")], "http"),
+            // PROBE.md names on and 1 only; Environ.urlScheme's extras do not reach the probe.
+            ([("HTTPS", "yes")], "http"),
+            ([("REQUEST_SCHEME", "ftp")], "http"),
+            ([("REQUEST_SCHEME", "http"), ("HTTPS", "on")], "https"),
             ([], "http"),
         ])
         func environURLScheme(extra: [(String, String)], expected: String) async throws {
@@ -195,6 +199,11 @@ extension FastCGIServerTests {
                 let many = try await probe.perform(.get("/stream?n=50&size=3000"))
                 #expect(many.body.count == 150_000 && many.body.allSatisfy { $0 == UInt8(ascii: "x") })
                 #expect(many.stdoutRecordSizes.count >= 50)
+                // The query is form-encoded: %32 is "2", and a repeated name counts once.
+                let encoded = try await probe.perform(.get("/stream?n=%32&size=%33&n=9"))
+                #expect(encoded.body.count == 6)
+                let malformed = try await probe.perform(.get("/stream?n=-2&size=%3"))
+                #expect(malformed.body == [UInt8(ascii: "x")], "malformed values take the defaults")
             }
         }
 
