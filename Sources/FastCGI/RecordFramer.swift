@@ -24,6 +24,9 @@ struct RecordFramer: Sendable {
     private var headerAccumulator: UInt64 = 0
     private var headerCount = 0
 
+    /// True when the bytes consumed so far end exactly where a record ends (or nothing came).
+    var isAtRecordBoundary: Bool { !inRecord && headerCount == 0 }
+
     /// Reads the next header if the buffer completes it. Returns false when more bytes are needed
     /// (everything readable has been consumed into the partial header).
     @inline(__always)

@@ -56,6 +56,12 @@ public struct RequestDecoder: Sendable {
     /// Total bytes consumed so far (error offsets count from the same origin).
     public var streamOffset: Int { framer.streamOffset }
 
+    /// Whether the bytes consumed so far end exactly at the end of a record, padding included.
+    /// A server that closes before that cuts a record the web server is still sending (an
+    /// empty STDIN record's padding arrives after the event it caused), and may reset the
+    /// connection under a response not yet read.
+    public var isAtRecordBoundary: Bool { framer.isAtRecordBoundary }
+
     /// Whether `requestID` is active (begun and not yet ended with `endRequest`).
     public func isActive(_ requestID: UInt16) -> Bool {
         requests.find(requestID) != nil

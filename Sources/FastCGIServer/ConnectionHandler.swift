@@ -437,7 +437,7 @@ final class ConnectionHandler<App: Application>: ChannelDuplexHandler, Removable
     private func closeIfIdle() {
         guard closeWhenIdle, requests.isEmpty, !isClosing, let context else { return }
         isClosing = true
-        if inputIsDrained {
+        if inputIsDrained, decoder.isAtRecordBoundary {
             // Nothing more is coming from the web server: close as soon as what we wrote is out.
             let channel = context.channel
             context.writeAndFlush(wrapOutboundOut(channel.allocator.buffer(capacity: 0))).whenComplete { _ in

@@ -34,6 +34,32 @@ extension FastCGIServerTests {
             }
         }
 
+        @Test func theLastRecordsPaddingIsReadBeforeClosing() async throws {
+            // The empty STDIN record ends the request at its header; its padding arrives later.
+            // Closing in between would answer the padding with a reset, which over TCP can cut
+            // the response the web server is still reading.
+            try await withProbe { probe in
+                let socket = try RawSocket(unixPath: probe.socketPath)
+                var records = Records()
+                records.begin(id: 1)
+                records.params(id: 1, FastCGITestRequest.cgiParams(method: "GET", target: "/big?bytes=3000000"))
+                records.raw(type: RecordType.stdin.rawValue, id: 1, [], padding: 8)
+                let request = records.bytes
+                try socket.write(Array(request.dropLast(8)))
+                let (bytes, eof) = socket.read(timeoutMilliseconds: 5000, limit: 4 << 20)
+                #expect(eof, "connection left open")
+                let replies = splitRecords(bytes)
+                #expect(replies.last?.type == RecordType.endRequest.rawValue)
+                let stdout = replies.filter { $0.type == RecordType.stdout.rawValue }.reduce(0) {
+                    $0 + $1.content.count
+                }
+                #expect(stdout > 3_000_000)
+                // Still reading: the padding is taken, not refused.
+                try socket.write(Array(request.suffix(8)))
+                try await probe.expectServesFreshConnection()
+            }
+        }
+
         @Test func inputStillOwedAfterTheAnswerIsDrainedNotReset() async throws {
             // The answer goes out before the body it did not read has arrived: the server
             // half-closes and keeps reading, so the web server can finish sending without a reset.

@@ -63,6 +63,24 @@ import Testing
         )
     }
 
+    /// The STDIN end is reported at its header; its padding still belongs to the record, so
+    /// the stream is at a record boundary only once the padding is in.
+    @Test func recordBoundaryCountsPaddingAndPartialHeaders() throws {
+        var decoder = RequestDecoder()
+        #expect(decoder.isAtRecordBoundary)
+        _ = try decode(Self.begin1 + record(4, 1), decoder: &decoder)
+        #expect(decoder.isAtRecordBoundary)
+        let events = try decode([1, 5, 0, 1, 0, 0, 8, 0], decoder: &decoder)  // empty STDIN, 8 padding bytes to come
+        #expect(events == [.stdinEnd(requestID: 1)])
+        #expect(!decoder.isAtRecordBoundary)
+        _ = try decode([UInt8](repeating: 0, count: 7), decoder: &decoder)
+        #expect(!decoder.isAtRecordBoundary)
+        _ = try decode([0, 1, 5, 0], decoder: &decoder)  // the last padding byte, then half a header
+        #expect(!decoder.isAtRecordBoundary)
+        _ = try decode([1, 0, 0, 0, 0], decoder: &decoder)
+        #expect(decoder.isAtRecordBoundary)
+    }
+
     @Test func paddingIsAcceptedOnEveryRecordType() throws {
         for padding in [0, 1, 7, 8, 255] {
             for paddingByte: UInt8 in [0, 0xAA, 0xFF] {
