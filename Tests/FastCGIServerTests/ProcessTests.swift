@@ -71,6 +71,22 @@ extension FastCGIServerTests {
             #expect(access(probe.socketPath, F_OK) != 0, "socket file left behind")
         }
 
+        /// PROBE.md: the harness SIGKILLs 5 s after SIGTERM, so the probe gives requests in
+        /// flight 4 s, then closes what is left and exits 0 by itself.
+        @Test func sigtermWithARequestThatWillNotFinishStillExitsZeroWithinFiveSeconds() async throws {
+            let probe = try await FastCGIAppProcess.startProbe()
+            defer { Task { await probe.cleanUp() } }
+            let client = try await probe.connect()
+            try await client.send(FastCGITestRequest.get("/slow?ms=30000", id: 1))
+            try await Task.sleep(for: .milliseconds(200))
+            let start = ContinuousClock.now
+            probe.send(signal: SIGTERM)
+            let status = await probe.waitForExit(timeout: .seconds(5))
+            #expect(status == .exited(0), "log:\n\(probe.log)")
+            #expect(ContinuousClock.now - start < .seconds(5))
+            #expect(probe.log.contains("still busy after the grace period"), "\(probe.log)")
+        }
+
         @Test func staleSocketIsReplacedButALiveOneIsNotTakenOver() async throws {
             let first = try await FastCGIAppProcess.startProbe()
             let path = first.socketPath
