@@ -22,7 +22,8 @@ public final class FastCGIInProcessServer: Sendable {
         self.task = task
     }
 
-    /// Starts `application` with `limits` and returns once it accepts connections (at most 10 s).
+    /// Starts `application` with `limits`, playing `roles`, and returns once it accepts
+    /// connections (at most 10 s).
     public static func start<App: Application>(
         _ application: App,
         limits: ServerLimits = ServerLimits(),
