@@ -34,6 +34,24 @@ extension FastCGIServerTests {
             }
         }
 
+        @Test func aWebServerThatHalfClosesAfterItsRequestStillGetsTheAnswer() async throws {
+            // A client may shut down its writing side once the request is sent: the server
+            // treats that as "no more requests" and still answers the one in flight.
+            try await withProbe { probe in
+                let socket = try RawSocket(unixPath: probe.socketPath)
+                var records = Records()
+                records.request(.get("/slow?ms=200", id: 1, keepConnection: true))
+                try socket.write(records.bytes)
+                socket.shutdownWrite()
+                let (bytes, eof) = socket.read(timeoutMilliseconds: 5000)
+                #expect(eof, "connection left open after the answer")
+                let replies = splitRecords(bytes)
+                let body = replies.filter { $0.type == RecordType.stdout.rawValue }.flatMap(\.content)
+                #expect(String(decoding: body, as: UTF8.self).hasSuffix("done"))
+                #expect(replies.last?.type == RecordType.endRequest.rawValue)
+            }
+        }
+
         @Test func theLastRecordsPaddingIsReadBeforeClosing() async throws {
             // The empty STDIN record ends the request at its header; its padding arrives later.
             // Closing in between would answer the padding with a reset, which over TCP can cut
