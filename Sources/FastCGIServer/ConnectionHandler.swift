@@ -207,7 +207,7 @@ final class ConnectionHandler<App: Application>: ChannelDuplexHandler, Removable
     }
 
     private func begin(id: UInt16, role: Role, keepConnection: Bool, context: ChannelHandlerContext) {
-        guard server.roles.contains(role), role == .responder || role == .authorizer else {
+        guard server.roles.contains(role) else {
             logger.info("refusing request \(id): unknown role \(role.rawValue)")
             refuse(id: id, status: .unknownRole, keepConnection: keepConnection, context: context)
             return

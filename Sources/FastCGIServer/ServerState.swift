@@ -11,7 +11,8 @@ final class ServerState: Sendable {
     let allowedPeers: WebServerAllowList?
     /// Whether other processes may share the listening socket (it was inherited).
     let multiprocess: Bool
-    /// The roles requests may ask for; others get `FCGI_UNKNOWN_ROLE`.
+    /// The roles requests may ask for; others get `FCGI_UNKNOWN_ROLE`. Filter is never among
+    /// them: its DATA stream is not implemented, so configuring it changes nothing.
     let roles: Set<Role>
     private let inFlightRequests = Atomic<Int>(0)
     private let connections = Mutex<[ObjectIdentifier: any Channel]>([:])
@@ -22,10 +23,10 @@ final class ServerState: Sendable {
         logger: Logger,
         allowedPeers: WebServerAllowList?,
         multiprocess: Bool,
-        roles: Set<Role> = [.responder]
+        roles: Set<Role>
     ) {
         self.multiprocess = multiprocess
-        self.roles = roles
+        self.roles = roles.intersection([.responder, .authorizer])
         self.limits = limits
         self.logger = logger
         self.allowedPeers = allowedPeers

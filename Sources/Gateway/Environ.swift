@@ -189,16 +189,23 @@ extension Int {
     }
 }
 
-/// Percent-decoding for paths (not `+` → space, which is for form data only).
-enum PercentDecoding {
-    static func decode(_ text: Substring) -> String {
-        guard text.utf8.contains(UInt8(ascii: "%")) else { return String(text) }
+/// Percent-decoding, as the gateway decodes `REQUEST_URI` into `PATH_INFO`; applications
+/// use it on components of ``Environ/queryString``, which stays encoded. Malformed escapes
+/// stay as they are.
+public enum PercentDecoding {
+    /// Decodes `%XX` escapes in `text`; with `plusIsSpace` (form data,
+    /// `application/x-www-form-urlencoded`) also `+` to a space, which paths never do.
+    public static func decode(_ text: Substring, plusIsSpace: Bool = false) -> String {
+        let plus = UInt8(ascii: "+")
+        guard text.utf8.contains(UInt8(ascii: "%")) || (plusIsSpace && text.utf8.contains(plus)) else {
+            return String(text)
+        }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(text.utf8.count)
         var iterator = text.utf8.makeIterator()
         while let byte = iterator.next() {
             guard byte == UInt8(ascii: "%") else {
-                bytes.append(byte)
+                bytes.append(plusIsSpace && byte == plus ? UInt8(ascii: " ") : byte)
                 continue
             }
             let high = iterator.next()
@@ -214,7 +221,7 @@ enum PercentDecoding {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    static func hexValue(_ byte: UInt8) -> UInt8? {
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
         switch byte {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
         case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10

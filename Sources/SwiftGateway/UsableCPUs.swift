@@ -17,13 +17,13 @@ enum UsableCPUs {
     static var count: Int {
         let cores = max(1, System.coreCount)
         guard let allowed = affinityCount() else { return cores }
-        return max(1, min(cores, allowed))
+        return min(cores, allowed)
     }
 
     /// The CPUs in this process's affinity mask, from the `Cpus_allowed` line of
     /// /proc/self/status (a comma-separated hex mask); nil where there is no such file.
-    static func affinityCount(status: String? = readStatus()) -> Int? {
-        guard let status else { return nil }
+    private static func affinityCount() -> Int? {
+        guard let status = readStatus() else { return nil }
         for line in status.split(separator: "\n") where line.hasPrefix("Cpus_allowed:") {
             let mask = line.dropFirst("Cpus_allowed:".count)
             var count = 0

@@ -235,27 +235,24 @@ extension FastCGIServerTests {
         }
 
         @Test func authorizerRoleRunsTheApplicationWhenConfigured() async throws {
-            let server = try await FastCGIInProcessServer.start(
-                LimitsTestApp(),
-                roles: [.responder, .authorizer]
-            )
-            let client = try await FastCGITestClient.connect(unixPath: server.socketPath)
-            var request = FastCGITestRequest.get("/hello", id: 2, keepConnection: true)
-            request.role = .authorizer
-            let response = try await client.perform(request)
-            response.expectCompleted()
-            #expect(response.status == 200)
-            #expect(response.bodyString == "hello")
+            try await withServer(roles: [.responder, .authorizer]) { server in
+                let client = try await server.connect()
+                var request = FastCGITestRequest.get("/hello", id: 2, keepConnection: true)
+                request.role = .authorizer
+                let response = try await client.perform(request)
+                response.expectCompleted()
+                #expect(response.status == 200)
+                #expect(response.bodyString == "hello")
+                await client.close()
+            }
             // Filter is never run, even when asked for.
-            await client.close()
-            await server.stop()
-            let filtering = try await FastCGIInProcessServer.start(LimitsTestApp(), roles: [.responder, .filter])
-            let second = try await FastCGITestClient.connect(unixPath: filtering.socketPath)
-            var filter = FastCGITestRequest.get("/hello", id: 1, keepConnection: true)
-            filter.role = .filter
-            #expect(try await second.perform(filter).protocolStatus == .unknownRole)
-            await second.close()
-            await filtering.stop()
+            try await withServer(roles: [.responder, .filter]) { server in
+                let client = try await server.connect()
+                var filter = FastCGITestRequest.get("/hello", id: 1, keepConnection: true)
+                filter.role = .filter
+                #expect(try await client.perform(filter).protocolStatus == .unknownRole)
+                await client.close()
+            }
         }
     }
 

@@ -20,12 +20,13 @@ struct LimitsTestApp: Application {
     }
 }
 
-/// Runs `body` against an in-process server with `limits`, then stops it.
+/// Runs `body` against an in-process server with `limits` and `roles`, then stops it.
 func withServer<R>(
-    _ limits: ServerLimits,
+    _ limits: ServerLimits = ServerLimits(),
+    roles: Set<Role> = [.responder],
     _ body: (FastCGIInProcessServer) async throws -> R
 ) async throws -> R {
-    let server = try await FastCGIInProcessServer.start(LimitsTestApp(), limits: limits)
+    let server = try await FastCGIInProcessServer.start(LimitsTestApp(), limits: limits, roles: roles)
     do {
         let result = try await body(server)
         await server.stop()

@@ -218,18 +218,21 @@ extension FastCGIServerTests {
             let directory = try TemporaryDirectory(prefix: "sgw-", in: "/tmp")
             defer { directory.remove() }
             // spawn-fcgi execs taskset, which execs the probe: one PID, the socket on fd 0.
-            let pinned = try await FastCGIAppProcess.start(
-                "/usr/bin/taskset",
-                socketPath: directory.path + "/fcgi.sock",
-                launch: .spawnFCGI,
-                extraArguments: ["-c", "0", try BuiltProducts.executable(named: "gateway-probe")],
-                logFile: directory.path + "/server.log"
-            )
-            // spawn-fcgi bound the socket before the probe started: wait for an answer.
-            let client = try await pinned.connect()
-            #expect(try await client.perform(.get("/hello")).bodyString == "Hello, world!")
-            #expect(eventLoopThreads(of: pinned.pid) == 1, "\(pinned.log)")
-            _ = await pinned.stop()
+            let pinnedProbe = {
+                try await FastCGIAppProcess.start(
+                    "/usr/bin/taskset",
+                    socketPath: directory.path + "/fcgi.sock",
+                    launch: .spawnFCGI,
+                    extraArguments: ["-c", "0", try BuiltProducts.executable(named: "gateway-probe")],
+                    logFile: directory.path + "/server.log"
+                )
+            }
+            try await FastCGIAppProcess.with(pinnedProbe) { pinned in
+                // spawn-fcgi bound the socket before the probe started: wait for an answer.
+                let client = try await pinned.connect()
+                #expect(try await client.perform(.get("/hello")).bodyString == "Hello, world!")
+                #expect(eventLoopThreads(of: pinned.pid) == 1, "\(pinned.log)")
+            }
             try await withProbe(["--threads", "4"]) { probe in
                 try await probe.expectServesFreshConnection()
                 #expect(eventLoopThreads(of: probe.pid) == 4)

@@ -4,6 +4,13 @@ import Testing
 
 @Suite("Environ: typed views and normalisations")
 struct EnvironTests {
+    @Test func percentDecodingOfPathsAndFormData() {
+        #expect(PercentDecoding.decode("/a%20b+c") == "/a b+c")
+        #expect(PercentDecoding.decode("a%20b+c", plusIsSpace: true) == "a b c")
+        #expect(PercentDecoding.decode("%3", plusIsSpace: true) == "%3")
+        #expect(PercentDecoding.decode("%zz%41") == "%zzA")
+    }
+
     @Test func requestMethodDefaultsToGETAndIsTyped() {
         #expect(environ([:]).requestMethod == "GET")
         #expect(environ([:]).method == .get)
