@@ -112,6 +112,9 @@ public struct FastCGIServer<App: Application>: Service {
         logger.info("FastCGI server stopped")
     }
 
+    /// Connections the kernel queues before they are accepted: spawn-fcgi's default.
+    private static var listenBacklog: Int32 { 1024 }
+
     /// Reads start at 16 KiB (a whole nginx request) and grow to 256 KiB for bodies.
     private static var receiveAllocator: AdaptiveRecvByteBufferAllocator {
         AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 16 * 1024, maximum: 256 * 1024)
@@ -120,7 +123,7 @@ public struct FastCGIServer<App: Application>: Service {
     private func bind(state: ServerState) async throws -> any Channel {
         let application = self.application
         let bootstrap = ServerBootstrap(group: eventLoopGroup)
-            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.backlog, value: Self.listenBacklog)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -135,20 +138,31 @@ public struct FastCGIServer<App: Application>: Service {
             }
         switch configuration.address {
         case .unix(let path, let permissions):
-            try UnixSocketFile.prepare(path)
-            let channel = try await bootstrap.bind(unixDomainSocketPath: path).get()
+            let socket = try UnixSocketFile.makeListeningSocket(
+                at: path,
+                permissions: permissions,
+                backlog: Self.listenBacklog
+            )
             do {
-                try UnixSocketFile.apply(permissions, to: path)
+                return try await Self.adopt(socket, with: bootstrap)
             } catch {
-                try? await channel.close()
+                unlink(path)
                 throw error
             }
-            return channel
         case .tcp(let host, let port):
             return try await bootstrap.bind(host: host, port: port).get()
         case .inheritedDescriptor(let descriptor):
-            return try await bootstrap.withBoundSocket(descriptor).get()
+            return try await Self.adopt(descriptor, with: bootstrap)
         }
+    }
+
+    /// Serves a socket that already listens: one this server made, or one it inherited.
+    private static func adopt(_ descriptor: CInt, with bootstrap: ServerBootstrap) async throws -> any Channel {
+        let channel = try await bootstrap.withBoundSocket(descriptor).get()
+        // SwiftNIO listens on an adopted socket again, with its default backlog of 128, which
+        // would refuse a burst of connections that spawn-fcgi's 1024 (and ours) queues.
+        _ = listen(descriptor, listenBacklog)
+        return channel
     }
 
     /// Lets in-flight requests finish, closing each connection as it becomes idle, then
@@ -196,91 +210,3 @@ struct IdleCheck: Sendable {
 
 /// Sent down each connection's pipeline when the server starts shutting down.
 struct GracefulShutdownRequested: Sendable {}
-
-/// The Unix socket file: stale ones are replaced, live ones are not, permissions are applied.
-enum UnixSocketFile {
-    /// Errors binding a Unix socket path.
-    struct AddressInUse: Error, CustomStringConvertible {
-        let path: String
-        var description: String { "another server is already listening on \(path)" }
-    }
-
-    struct PermissionError: Error, CustomStringConvertible {
-        let description: String
-    }
-
-    /// Which file a path named: device and inode.
-    struct Identity: Equatable {
-        let device: UInt64
-        let inode: UInt64
-    }
-
-    static func identity(of path: String) -> Identity? {
-        var status = stat()
-        guard lstat(path, &status) == 0 else { return nil }
-        return Identity(device: UInt64(status.st_dev), inode: UInt64(status.st_ino))
-    }
-
-    /// Unlinks `path` if it is still the file `identity` names (not one a successor bound since).
-    static func remove(_ path: String, ifStill identity: Identity) {
-        guard Self.identity(of: path) == identity else { return }
-        unlink(path)
-    }
-
-    /// Removes a socket file left by a dead server; refuses when a server still answers on it.
-    static func prepare(_ path: String) throws {
-        var status = stat()
-        guard lstat(path, &status) == 0 else { return }
-        guard status.st_mode & S_IFMT == S_IFSOCK else { return }  // not a socket: let bind report it
-        if isLive(path) { throw AddressInUse(path: path) }
-        unlink(path)
-    }
-
-    private static func isLive(_ path: String) -> Bool {
-        #if canImport(Glibc)
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        #else
-        let fd = socket(AF_UNIX, SOCK_STREAM, 0)
-        #endif
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return false }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-        return result == 0
-    }
-
-    static func apply(_ permissions: SocketPermissions, to path: String) throws {
-        guard chmod(path, mode_t(permissions.mode)) == 0 else {
-            throw PermissionError(description: "cannot set mode of \(path): errno \(errno)")
-        }
-        guard permissions.owner != nil || permissions.group != nil else { return }
-        let uid = try permissions.owner.map(userID) ?? uid_t.max
-        let gid = try permissions.group.map(groupID) ?? gid_t.max
-        guard chown(path, uid, gid) == 0 else {
-            throw PermissionError(description: "cannot change owner of \(path): errno \(errno)")
-        }
-    }
-
-    private static func userID(_ name: String) throws -> uid_t {
-        if let id = uid_t(name) { return id }
-        guard let entry = getpwnam(name) else { throw PermissionError(description: "no such user: \(name)") }
-        return entry.pointee.pw_uid
-    }
-
-    private static func groupID(_ name: String) throws -> gid_t {
-        if let id = gid_t(name) { return id }
-        guard let entry = getgrnam(name) else { throw PermissionError(description: "no such group: \(name)") }
-        return entry.pointee.gr_gid
-    }
-}

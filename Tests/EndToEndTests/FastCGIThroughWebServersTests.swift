@@ -301,7 +301,7 @@ struct FastCGIThroughWebServers {
             let started = ContinuousClock.now
             var statuses: [Int] = []
             for _ in 0..<5 { statuses.append(try await send(port: port, "GET", "/hello").status) }
-            #expect(statuses == [200, 200, 200, 200, 200], "after the restart: \(statuses)")
+            #expect(statuses == [200, 200, 200, 200, 200], "after the restart: \(statuses)\n\(setup.logs)")
             reportFigure(
                 "\(deployment.testDescription): back to 200 \(Int(seconds(since: started) * 1000)) ms after restart"
             )

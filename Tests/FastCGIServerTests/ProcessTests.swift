@@ -114,12 +114,75 @@ extension FastCGIServerTests {
                 #expect(stat(probe.socketPath, &status) == 0)
                 #expect(status.st_mode & S_IFMT == S_IFSOCK)
                 #expect(status.st_mode & 0o7777 == 0o660, "mode \(String(status.st_mode & 0o7777, radix: 8))")
+                let backlog = try await listenBacklog(ofUnixSocket: probe.socketPath)
+                #expect(backlog == 1024)
             }
             try await withProbe(["--socket-mode", "0600"]) { probe in
                 var status = stat()
                 #expect(stat(probe.socketPath, &status) == 0)
                 #expect(status.st_mode & 0o7777 == 0o600)
             }
+        }
+
+        /// A web server worker that connects while the socket still has the umask's mode and
+        /// root's group is refused (nginx answers 502, Apache 503) by a server that looks ready:
+        /// the socket must accept nothing before its mode and group are applied.
+        @Test func socketAcceptsOnlyOnceItsPermissionsAreApplied() async throws {
+            let directory = try TemporaryDirectory(prefix: "sgw-", in: "/tmp")
+            defer { directory.remove() }
+            let path = directory.path + "/app.sock"
+            for attempt in 0..<20 {
+                let watching = ContinuousClock.now
+                // Spins from its own thread: the mode of the file when it first accepted a connection.
+                let watcher = Task {
+                    try await onDedicatedThread { () -> mode_t? in
+                        while ContinuousClock.now - watching < .seconds(20) {
+                            guard PortAllocator.isListening(unixSocket: path) else { continue }
+                            var status = stat()
+                            return lstat(path, &status) == 0 ? status.st_mode & 0o7777 : nil
+                        }
+                        return nil
+                    }
+                }
+                let probe = try await FastCGIAppProcess.startProbe(socketPath: path)
+                let mode = try await watcher.value
+                #expect(
+                    mode == 0o660,
+                    "attempt \(attempt): accepted with mode \(mode.map { String($0, radix: 8) } ?? "none")"
+                )
+                #expect(await probe.stop() == .exited(0))
+                await probe.cleanUp()
+                #expect(access(path, F_OK) != 0, "the stopped server left its socket file")
+            }
+        }
+
+        @Test func aPathTooLongForASocketAddressIsRefusedClearly() async throws {
+            let directory = try TemporaryDirectory(prefix: "sgw-", in: "/tmp")
+            defer { directory.remove() }
+            let path = directory.path + "/" + String(repeating: "s", count: 110)
+            let probe = try await FastCGIAppProcess.startProbe(socketPath: path, waitUntilReady: false)
+            let status = await probe.waitForExit(timeout: .seconds(20))
+            #expect(status != nil && status != .exited(0), "\(String(describing: status))")
+            #expect(probe.log.contains("holds at most 103"), "\(probe.log)")
+            await probe.cleanUp()
+        }
+
+        @Test func aPathThatIsNotASocketIsNeverReplaced() async throws {
+            let directory = try TemporaryDirectory(prefix: "sgw-", in: "/tmp")
+            defer { directory.remove() }
+            let path = directory.path + "/app.sock"
+            #expect(
+                FileManager.default.createFile(
+                    atPath: path,
+                    contents: Data("keep me".utf8)
+                )
+            )
+            let probe = try await FastCGIAppProcess.startProbe(socketPath: path, waitUntilReady: false)
+            let status = await probe.waitForExit(timeout: .seconds(20))
+            #expect(status != nil && status != .exited(0), "\(String(describing: status))")
+            #expect(probe.log.contains("exists and is not a socket"), "\(probe.log)")
+            #expect(FileManager.default.contents(atPath: path) == Data("keep me".utf8))
+            await probe.cleanUp()
         }
 
         @Test func tcpOnIPv4Loopback() async throws {
@@ -251,9 +314,28 @@ extension FastCGIServerTests {
             let response = try await client.perform(.get("/hello"))
             #expect(response.bodyString == "Hello, world!")
             #expect(process.log.contains("fd 0"), "\(process.log)")
+            // spawn-fcgi listens with a backlog of 1024; adopting the socket must not shrink it.
+            let backlog = try await listenBacklog(ofUnixSocket: process.socketPath)
+            #expect(backlog == 1024)
             #expect(await process.stop() == .exited(0))
         }
     }
+}
+
+/// The backlog a Unix socket listens with, as `ss` (iproute2) shows it.
+func listenBacklog(ofUnixSocket path: String) async throws -> Int? {
+    let result = try await ProcessRunner.run(
+        try RequiredTool.locate("ss"),
+        arguments: ["-xlH", "src", path],
+        environment: ProcessRunner.inheritedEnvironment(overriding: [:]),
+        timeout: .seconds(10)
+    )
+    // u_str LISTEN 0 1024 /path inode * 0: Recv-Q, then the backlog as Send-Q.
+    let fields = String(decoding: result.standardOutput, as: UTF8.self).split(
+        separator: " ",
+        omittingEmptySubsequences: true
+    )
+    return fields.count > 3 ? Int(fields[3]) : nil
 }
 
 /// The SwiftNIO event-loop threads (named `NIO-ELT-…`) of process `pid`.
