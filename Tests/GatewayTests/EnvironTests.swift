@@ -9,6 +9,12 @@ struct EnvironTests {
         #expect(PercentDecoding.decode("a%20b+c", plusIsSpace: true) == "a b c")
         #expect(PercentDecoding.decode("%3", plusIsSpace: true) == "%3")
         #expect(PercentDecoding.decode("%zz%41") == "%zzA")
+        // A malformed escape keeps only its `%`: what follows may start a real one (as
+        // Python's urllib.parse.unquote decodes it).
+        #expect(PercentDecoding.decode("%4%41") == "%4A")
+        #expect(PercentDecoding.decode("%%41%") == "%A%")
+        #expect(PercentDecoding.decode("%+1+", plusIsSpace: true) == "% 1 ")
+        #expect(PercentDecoding.decode("caf%C3%A9") == "café")
     }
 
     @Test func requestMethodDefaultsToGETAndIsTyped() {
