@@ -16,111 +16,100 @@ extension FastCGIThroughWebServers {
         let directory = try TemporaryDirectory(prefix: "swift-gateway-app-")
         defer { directory.remove() }
         // One backend started with its flag, the other by spawn-fcgi (listening socket on fd 0).
-        let first = try await FastCGIAppProcess.start(
-            probe,
-            socketPath: directory.path + "/app-1.sock",
-            logFile: directory.path + "/app-1.log"
-        )
-        let second: FastCGIAppProcess
-        do {
-            second = try await FastCGIAppProcess.start(
+        func backend(_ number: Int, launch: FastCGIAppProcess.Launch) async throws -> FastCGIAppProcess {
+            try await FastCGIAppProcess.start(
                 probe,
-                socketPath: directory.path + "/app-2.sock",
-                launch: .spawnFCGI,
-                logFile: directory.path + "/app-2.log"
+                socketPath: directory.path + "/app-\(number).sock",
+                launch: launch,
+                logFile: directory.path + "/app-\(number).log"
             )
-        } catch {
-            await first.stop()
-            throw error
         }
-        do {
-            let split = ShippedConfig.splitNginx(
-                try ShippedConfig.load("nginx/fastcgi-two-backends.conf", socketDirectory: directory.path)
-            )
-            try await WebServerInstance.with({
-                try await NginxFastCGI.start(
-                    name: "nginx (fastcgi-two-backends.conf)",
-                    httpContext: split.http,
-                    serverContext: split.server
+        try await FastCGIAppProcess.with({ try await backend(1, launch: .socketFlag) }) { first in
+            try await FastCGIAppProcess.with({ try await backend(2, launch: .spawnFCGI) }) { second in
+                let split = ShippedConfig.splitNginx(
+                    try ShippedConfig.load("nginx/fastcgi-two-backends.conf", socketDirectory: directory.path)
                 )
-            }) { server in
-                let port = server.port
-                // Both backends serve before the kill.
-                for _ in 0..<20 { #expect(try await send(port: port, "GET", "/hello").status == 200) }
+                try await WebServerInstance.with({
+                    try await NginxFastCGI.start(
+                        name: "nginx (fastcgi-two-backends.conf)",
+                        httpContext: split.http,
+                        serverContext: split.server
+                    )
+                }) { server in
+                    let port = server.port
+                    // Both backends serve before the kill.
+                    for _ in 0..<20 { #expect(try await send(port: port, "GET", "/hello").status == 200) }
 
-                let clients = 8
-                let loadSeconds = 3.0
-                let killAfter = 1.0
-                let start = ContinuousClock.now
-                let killedAt = KillTime()
-                let results = try await withThrowingTaskGroup(of: [(start: Double, end: Double, ok: Bool)].self) {
-                    group in
-                    for _ in 0..<clients {
-                        group.addTask {
-                            try await onDedicatedThread {
-                                var results: [(start: Double, end: Double, ok: Bool)] = []
-                                while seconds(since: start) < loadSeconds {
-                                    let began = seconds(since: start)
-                                    var ok = false
-                                    if let connection = try? HTTPStreamConnection(port: port) {
-                                        var status = 0
-                                        var body: [UInt8] = []
-                                        let completed = try? connection.exchange(
-                                            method: "GET",
-                                            target: "/hello",
-                                            deadline: .now + .seconds(10),
-                                            onHead: { status = $0.status },
-                                            onBody: {
-                                                body.append(contentsOf: $0)
-                                                return true
-                                            }
-                                        )
-                                        ok = completed == true && status == 200 && body == Array("Hello, world!".utf8)
-                                        connection.close()
+                    let clients = 8
+                    let loadSeconds = 3.0
+                    let killAfter = 1.0
+                    let start = ContinuousClock.now
+                    let killedAt = KillTime()
+                    let results = try await withThrowingTaskGroup(of: [(start: Double, end: Double, ok: Bool)].self) {
+                        group in
+                        for _ in 0..<clients {
+                            group.addTask {
+                                try await onDedicatedThread {
+                                    var results: [(start: Double, end: Double, ok: Bool)] = []
+                                    while seconds(since: start) < loadSeconds {
+                                        let began = seconds(since: start)
+                                        var ok = false
+                                        if let connection = try? HTTPStreamConnection(port: port) {
+                                            var status = 0
+                                            var body: [UInt8] = []
+                                            let completed = try? connection.exchange(
+                                                method: "GET",
+                                                target: "/hello",
+                                                deadline: .now + .seconds(10),
+                                                onHead: { status = $0.status },
+                                                onBody: {
+                                                    body.append(contentsOf: $0)
+                                                    return true
+                                                }
+                                            )
+                                            ok =
+                                                completed == true && status == 200
+                                                && body == Array("Hello, world!".utf8)
+                                            connection.close()
+                                        }
+                                        results.append((began, seconds(since: start), ok))
                                     }
-                                    results.append((began, seconds(since: start), ok))
+                                    return results
                                 }
-                                return results
                             }
                         }
+                        group.addTask {
+                            try await Task.sleep(for: .seconds(killAfter))
+                            killedAt.value.withLock { $0 = seconds(since: start) }
+                            await first.kill()
+                            return []
+                        }
+                        var all: [(start: Double, end: Double, ok: Bool)] = []
+                        for try await part in group { all += part }
+                        return all
                     }
-                    group.addTask {
-                        try await Task.sleep(for: .seconds(killAfter))
-                        killedAt.value.withLock { $0 = seconds(since: start) }
-                        await first.kill()
-                        return []
-                    }
-                    var all: [(start: Double, end: Double, ok: Bool)] = []
-                    for try await part in group { all += part }
-                    return all
+                    let kill = killedAt.value.withLock { $0 } ?? killAfter
+                    let failures = results.filter { !$0.ok }
+                    let inFlightAtKill = results.filter { $0.start <= kill && $0.end >= kill }.count
+                    let failedAfterKill = failures.filter { $0.start > kill }
+                    reportFigure(
+                        "two backends: \(results.count) requests in \(loadSeconds) s with \(clients) clients, "
+                            + "\(failures.count) failed (\(inFlightAtKill) in flight at the SIGKILL), "
+                            + "\(failedAfterKill.count) failed after it"
+                    )
+                    #expect(!first.isRunning)
+                    #expect(
+                        failures.count <= max(inFlightAtKill, 0),
+                        "\(failures.count) failures, \(inFlightAtKill) in flight"
+                    )
+                    #expect(failedAfterKill.isEmpty, "requests begun after the kill failed: \(failedAfterKill)")
+                    #expect(results.filter { $0.start > kill && $0.ok }.count > 10, "too few requests after the kill")
+                    for _ in 0..<10 { #expect(try await send(port: port, "GET", "/hello").status == 200) }
+                    #expect(second.isRunning)
+                    #expect(crashSigns(in: second.log).isEmpty, "\(second.logTail)")
                 }
-                let kill = killedAt.value.withLock { $0 } ?? killAfter
-                let failures = results.filter { !$0.ok }
-                let inFlightAtKill = results.filter { $0.start <= kill && $0.end >= kill }.count
-                let failedAfterKill = failures.filter { $0.start > kill }
-                reportFigure(
-                    "two backends: \(results.count) requests in \(loadSeconds) s with \(clients) clients, "
-                        + "\(failures.count) failed (\(inFlightAtKill) in flight at the SIGKILL), "
-                        + "\(failedAfterKill.count) failed after it"
-                )
-                #expect(!first.isRunning)
-                #expect(
-                    failures.count <= max(inFlightAtKill, 0),
-                    "\(failures.count) failures, \(inFlightAtKill) in flight"
-                )
-                #expect(failedAfterKill.isEmpty, "requests begun after the kill failed: \(failedAfterKill)")
-                #expect(results.filter { $0.start > kill && $0.ok }.count > 10, "too few requests after the kill")
-                for _ in 0..<10 { #expect(try await send(port: port, "GET", "/hello").status == 200) }
-                #expect(second.isRunning)
-                #expect(crashSigns(in: second.log).isEmpty, "\(second.logTail)")
             }
-        } catch {
-            await first.stop()
-            await second.stop()
-            throw error
         }
-        await first.stop()
-        await second.stop()
     }
 
     // MARK: Soak
