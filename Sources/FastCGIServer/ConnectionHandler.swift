@@ -304,10 +304,7 @@ final class ConnectionHandler<App: Application>: ChannelDuplexHandler, Removable
     }
 
     private static func contentLength(in variables: CGIVariables) -> Int? {
-        guard let value = variables["CONTENT_LENGTH"], !value.isEmpty, value.utf8.count <= 18,
-            value.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 })
-        else { return nil }
-        return Int(value)
+        variables["CONTENT_LENGTH"].flatMap { Int(decimalDigits: $0) }
     }
 
     /// Sends response bytes for `request` as `FCGI_STDOUT`; flushes unless more follows at once.

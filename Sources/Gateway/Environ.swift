@@ -177,8 +177,9 @@ extension Environ {
 }
 
 extension Int {
-    /// Parses ASCII decimal digits only: no sign, no spaces, no overflow.
-    init?(decimalDigits text: String) {
+    /// Parses ASCII decimal digits only: no sign, no spaces, no overflow. CGI's numbers
+    /// (`CONTENT_LENGTH`, `SERVER_PORT`) are bare digits, and `Int("+5")` would accept more.
+    public init?(decimalDigits text: String) {
         guard !text.isEmpty, text.utf8.count <= 18 else { return nil }
         var value = 0
         for byte in text.utf8 {

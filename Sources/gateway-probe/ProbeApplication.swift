@@ -129,10 +129,7 @@ struct Query {
 
     /// A non-negative decimal parameter; nil when absent or malformed.
     func integer(_ name: String) -> Int? {
-        guard let text = values[name], !text.isEmpty, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
-            return nil
-        }
-        return Int(text)
+        values[name].flatMap { Int(decimalDigits: $0) }
     }
 }
 

@@ -17,6 +17,15 @@ struct EnvironTests {
         #expect(PercentDecoding.decode("caf%C3%A9") == "café")
     }
 
+    @Test func decimalDigitsAreBareDigitsOnly() {
+        #expect(Int(decimalDigits: "0") == 0)
+        #expect(Int(decimalDigits: "1048576") == 1_048_576)
+        #expect(Int(decimalDigits: "999999999999999999") == 999_999_999_999_999_999)
+        for malformed in ["", "+5", "-0", " 5", "5 ", "0x10", "1e3", "١٢", "9999999999999999999"] {
+            #expect(Int(decimalDigits: malformed) == nil, "\(malformed)")
+        }
+    }
+
     @Test func requestMethodDefaultsToGETAndIsTyped() {
         #expect(environ([:]).requestMethod == "GET")
         #expect(environ([:]).method == .get)
