@@ -54,11 +54,7 @@ enum UnixSocketFile {
         // SwiftNIO allows 103 bytes, what every platform's `sun_path` holds.
         guard let address = try? SocketAddress(unixDomainSocketPath: path) else { throw PathTooLong(path: path) }
         try removeStale(path)
-        #if canImport(Glibc)
-        let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        #else
-        let descriptor = socket(AF_UNIX, SOCK_STREAM, 0)
-        #endif
+        let descriptor = makeStreamSocket()
         guard descriptor >= 0 else { throw SocketError("create a socket for", path) }
         let bound = address.withSockAddr { bind(descriptor, $0, socklen_t($1)) } == 0
         guard bound else {
@@ -106,14 +102,19 @@ enum UnixSocketFile {
         unlink(path)
     }
 
+    /// A new Unix stream socket, not inherited by programs the application runs (-1 on failure).
+    private static func makeStreamSocket() -> CInt {
+        #if canImport(Glibc)
+        socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        #else
+        socket(AF_UNIX, SOCK_STREAM, 0)
+        #endif
+    }
+
     /// Whether a server accepts connections on `path`.
     private static func isLive(_ path: String) -> Bool {
         guard let address = try? SocketAddress(unixDomainSocketPath: path) else { return false }
-        #if canImport(Glibc)
-        let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        #else
-        let descriptor = socket(AF_UNIX, SOCK_STREAM, 0)
-        #endif
+        let descriptor = makeStreamSocket()
         guard descriptor >= 0 else { return false }
         defer { close(descriptor) }
         return address.withSockAddr { connect(descriptor, $0, socklen_t($1)) } == 0
