@@ -31,8 +31,9 @@ final class ConnectionHandler<App: Application>: ChannelDuplexHandler, Removable
     private var isOutputClosed = false
     /// Graceful shutdown has begun: idle connections close without waiting for the peer.
     private var isShuttingDown = false
-    /// Whether every byte the web server will send for the ended requests has been read
-    /// (their stdin ended or they were aborted), so closing cannot cut input short.
+    /// Whether every byte the web server will send for the ended requests has been read (their
+    /// stdin ended), so closing cannot cut input short. An aborted request's stdin may still
+    /// be on its way, so it counts as not drained.
     private var inputIsDrained = true
     /// When bytes last arrived; the server's idle sweep closes connections idle too long.
     private var lastActivity = NIODeadline.now()
@@ -40,6 +41,10 @@ final class ConnectionHandler<App: Application>: ChannelDuplexHandler, Removable
     /// `endedWhileDecoding` until it is done.
     private var isDecoding = false
     private var endedWhileDecoding: [InFlightRequest] = []
+    /// Bytes that arrived while `channelRead` was already decoding: SwiftNIO reads again
+    /// inside a failed flush, which an application's write can cause mid-decode. They come
+    /// after the rest of the bytes being decoded, so they wait for them.
+    private var inputArrivedWhileDecoding: [ByteBuffer] = []
     private var writabilityWaiters: [(request: ObjectIdentifier, continuation: CheckedContinuation<Void, any Error>)] =
         []
 
@@ -109,15 +114,24 @@ final class ConnectionHandler<App: Application>: ChannelDuplexHandler, Removable
         guard !isClosing else { return }
         lastActivity = .now()
         var buffer = unwrapInboundIn(data)
+        guard !isDecoding else {
+            inputArrivedWhileDecoding.append(buffer)
+            return
+        }
         isDecoding = true
         defer {
             isDecoding = false
+            inputArrivedWhileDecoding.removeAll()
             releaseRequestsEndedWhileDecoding()
         }
         do {
-            while let event = try decoder.next(from: &buffer) {
-                handle(event, context: context)
-                if isClosing { return }
+            while true {
+                while let event = try decoder.next(from: &buffer) {
+                    handle(event, context: context)
+                    if isClosing { return }
+                }
+                guard !inputArrivedWhileDecoding.isEmpty else { break }
+                buffer = inputArrivedWhileDecoding.removeFirst()
             }
         } catch {
             logger.error("closing FastCGI connection from \(peer(context)) on malformed input: \(error)")
@@ -143,17 +157,41 @@ final class ConnectionHandler<App: Application>: ChannelDuplexHandler, Removable
             } else {
                 // The web server has sent all it will; finish what is in flight, then close.
                 closeWhenIdle = true
+                endRequestsWaitingForInput(context: context)
                 closeIfIdle()
             }
         case is GracefulShutdownRequested:
             closeGracefully()
         case let check as IdleCheck:
-            if requests.isEmpty, !isClosing, lastActivity < check.idleSince {
-                logger.debug("closing idle connection from \(peer(context))")
-                closeNow(context: context)
+            // Requests whose params never ended have no application to wait for: a peer that
+            // opens requests and goes quiet holds nothing longer than an idle one.
+            guard !isClosing, lastActivity < check.idleSince, requests.values.allSatisfy({ !$0.isStarted }) else {
+                return
             }
+            if requests.isEmpty {
+                logger.debug("closing idle connection from \(peer(context))")
+            } else {
+                logger.warning(
+                    "closing connection from \(peer(context)): \(requests.count) request(s) idle with their params unfinished"
+                )
+            }
+            closeNow(context: context)
         default:
             context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    /// Once the web server has closed its side, requests whose params never ended cannot
+    /// start, and bodies that never ended cannot finish: end those, fail these, instead of
+    /// holding their slots until shutdown.
+    private func endRequestsWaitingForInput(context: ChannelHandlerContext) {
+        for request in requests.values where !request.isEnded {
+            if !request.isStarted {
+                logger.info("request \(request.id): the web server closed its side before the params ended")
+                end(request, appStatus: 1, context: context)
+            } else if !request.stdinEnded {
+                if request.body.fail(RequestInterruption.inputClosed) { bodyDrained() }
+            }
         }
     }
 
@@ -181,6 +219,17 @@ final class ConnectionHandler<App: Application>: ChannelDuplexHandler, Removable
             start(request, variables: CGIVariables(storage: pairs.storage, layout: pairs.layout), context: context)
         case .stdin(let id, let bytes):
             guard let request = requests[id] else { return }
+            request.stdinBytes += bytes.readableBytes
+            guard request.stdinBytes <= server.limits.maxBodyBytes else {
+                // Only a body without a CONTENT_LENGTH gets here (a larger declared one is
+                // answered 413 up front): its reader gets the error, which becomes a 413 too.
+                if !request.bodyOverLimit {
+                    request.bodyOverLimit = true
+                    logger.warning("request \(id): body over the limit of \(server.limits.maxBodyBytes) bytes")
+                    if request.body.fail(RequestBodyTooLarge(maximum: server.limits.maxBodyBytes)) { bodyDrained() }
+                }
+                return
+            }
             if request.body.append(bytes) { pausingBodies += 1 }
         case .stdinEnd(let id):
             guard let request = requests[id] else { return }
@@ -212,6 +261,13 @@ final class ConnectionHandler<App: Application>: ChannelDuplexHandler, Removable
             refuse(id: id, status: .unknownRole, keepConnection: keepConnection, context: context)
             return
         }
+        if isShuttingDown {
+            // Only a web server multiplexing on a busy connection can still send one; serving
+            // it could keep the connection busy past the grace period and cut it mid-request.
+            logger.info("refusing request \(id): shutting down")
+            refuse(id: id, status: .overloaded, keepConnection: keepConnection, context: context)
+            return
+        }
         let inFlight = requests.count - endedWhileDecoding.count
         guard inFlight < server.limits.maxRequestsPerConnection, server.tryAcquireRequest() else {
             logger.warning("refusing request \(id): overloaded")
@@ -222,7 +278,7 @@ final class ConnectionHandler<App: Application>: ChannelDuplexHandler, Removable
         let body = StdinBodySource(highWatermark: server.limits.bodyBufferBytes) {
             loopBoundSelf.eventLoop.execute { loopBoundSelf.value.bodyDrained() }
         }
-        requests[id] = InFlightRequest(id: id, role: role, keepConnection: keepConnection, body: body)
+        requests[id] = InFlightRequest(id: id, keepConnection: keepConnection, body: body)
     }
 
     private func refuse(id: UInt16, status: ProtocolStatus, keepConnection: Bool, context: ChannelHandlerContext) {
@@ -289,9 +345,8 @@ final class ConnectionHandler<App: Application>: ChannelDuplexHandler, Removable
         if let contentLength, contentLength > server.limits.maxBodyBytes {
             logger.warning("request \(requestID): body of \(contentLength) bytes over the limit, answering 413")
             environ.input = .empty
-            application = ClosureApplication { _ in
-                Response.text("Request body too large\n", status: .contentTooLarge)
-            }
+            let maximum = server.limits.maxBodyBytes
+            application = ClosureApplication { _ in throw RequestBodyTooLarge(maximum: maximum) }
         } else {
             application = self.application
         }
@@ -301,6 +356,9 @@ final class ConnectionHandler<App: Application>: ChannelDuplexHandler, Removable
             let outcome = await ResponseDriver.run(application, environ: environ, output: &output)
             loopBoundSelf.value.complete(loopBoundRequest.value, outcome: outcome)
         }
+        // The request may have ended while its task ran up to its first suspension (the
+        // connection closed under a write): the cancellation it missed is delivered now.
+        if request.isEnded { request.task?.cancel() }
     }
 
     private static func contentLength(in variables: CGIVariables) -> Int? {
@@ -329,7 +387,9 @@ final class ConnectionHandler<App: Application>: ChannelDuplexHandler, Removable
     nonisolated(nonsending) func waitUntilWritable(_ request: InFlightRequest) async throws {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             if request.isEnded || isClosing {
-                continuation.resume(throwing: RequestInterruption.requestEnded)
+                continuation.resume(
+                    throwing: request.isEnded ? RequestInterruption.requestEnded : RequestInterruption.connectionClosed
+                )
             } else if isWritable {
                 continuation.resume()
             } else {

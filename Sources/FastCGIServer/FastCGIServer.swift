@@ -15,9 +15,10 @@ import Darwin
 
 /// Runs a Gateway ``Application`` for the FastCGI connections of a web server.
 ///
-/// A swift-service-lifecycle `Service`: put it in a `ServiceGroup` and SIGTERM/SIGINT stop it
-/// gracefully (no new connections, in-flight requests finish within
-/// ``Configuration/shutdownGracePeriod``, then it returns).
+/// A swift-service-lifecycle `Service`: in a `ServiceGroup` configured with
+/// `gracefulShutdownSignals: [.sigterm, .sigint]` (as `serve` sets it up), those signals stop
+/// it gracefully: no new connections, in-flight requests finish within
+/// ``Configuration/shutdownGracePeriod``, then it returns.
 public struct FastCGIServer<App: Application>: Service {
     /// How and where the server runs.
     public struct Configuration: Sendable {
@@ -29,7 +30,8 @@ public struct FastCGIServer<App: Application>: Service {
         public var allowedPeers: WebServerAllowList?
         /// How long in-flight requests may take to finish once shutdown starts.
         public var shutdownGracePeriod: Duration
-        /// The roles the application plays (§6); others are refused with `FCGI_UNKNOWN_ROLE`.
+        /// The roles the application plays (§6): Responder and Authorizer; others (Filter,
+        /// whose DATA stream is not implemented) are refused with `FCGI_UNKNOWN_ROLE`.
         /// Responder only by default: an application written as a responder, mistakenly
         /// configured as an Authorizer, would otherwise answer 200 and allow every request.
         public var roles: Set<Role>
@@ -144,7 +146,7 @@ public struct FastCGIServer<App: Application>: Service {
                 backlog: Self.listenBacklog
             )
             do {
-                return try await Self.adopt(socket, with: bootstrap)
+                return try await adopt(socket, with: bootstrap)
             } catch {
                 unlink(path)
                 throw error
@@ -152,16 +154,20 @@ public struct FastCGIServer<App: Application>: Service {
         case .tcp(let host, let port):
             return try await bootstrap.bind(host: host, port: port).get()
         case .inheritedDescriptor(let descriptor):
-            return try await Self.adopt(descriptor, with: bootstrap)
+            return try await adopt(descriptor, with: bootstrap)
         }
     }
 
     /// Serves a socket that already listens: one this server made, or one it inherited.
-    private static func adopt(_ descriptor: CInt, with bootstrap: ServerBootstrap) async throws -> any Channel {
+    private func adopt(_ descriptor: CInt, with bootstrap: ServerBootstrap) async throws -> any Channel {
         let channel = try await bootstrap.withBoundSocket(descriptor).get()
         // SwiftNIO listens on an adopted socket again, with its default backlog of 128, which
         // would refuse a burst of connections that spawn-fcgi's 1024 (and ours) queues.
-        _ = listen(descriptor, listenBacklog)
+        if listen(descriptor, Self.listenBacklog) != 0 {
+            configuration.logger.warning(
+                "cannot raise the listen backlog to \(Self.listenBacklog): \(String(cString: strerror(errno)))"
+            )
+        }
         return channel
     }
 
@@ -177,7 +183,7 @@ public struct FastCGIServer<App: Application>: Service {
         while state.connectionCount > 0, ContinuousClock.now < deadline, !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(20))
         }
-        let left = state.beginShutdown()
+        let left = state.openConnections
         if !left.isEmpty {
             configuration.logger.warning("closing \(left.count) connection(s) still busy after the grace period")
             for channel in left { channel.close(promise: nil) }

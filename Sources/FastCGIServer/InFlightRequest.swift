@@ -1,5 +1,3 @@
-import FastCGI
-
 /// One request between its `FCGI_BEGIN_REQUEST` and its `FCGI_END_REQUEST`.
 ///
 /// Confined to its connection's event loop. The application's task holds it through a
@@ -7,7 +5,6 @@ import FastCGI
 /// already be reused) is recognised and dropped: nothing follows an `FCGI_END_REQUEST`.
 final class InFlightRequest {
     let id: UInt16
-    let role: Role
     let keepConnection: Bool
     let body: StdinBodySource
     var task: Task<Void, Never>?
@@ -17,10 +14,13 @@ final class InFlightRequest {
     var isStarted = false
     /// True once the empty `FCGI_STDIN` record arrived: the web server sends nothing more.
     var stdinEnded = false
+    /// `FCGI_STDIN` bytes received so far, counted against `ServerLimits.maxBodyBytes`.
+    var stdinBytes = 0
+    /// The body passed `ServerLimits.maxBodyBytes`; the rest of it is dropped.
+    var bodyOverLimit = false
 
-    init(id: UInt16, role: Role, keepConnection: Bool, body: StdinBodySource) {
+    init(id: UInt16, keepConnection: Bool, body: StdinBodySource) {
         self.id = id
-        self.role = role
         self.keepConnection = keepConnection
         self.body = body
     }
@@ -34,12 +34,15 @@ public enum RequestInterruption: Error, CustomStringConvertible {
     case connectionClosed
     /// The request already ended; this write came too late.
     case requestEnded
+    /// The web server closed its side of the connection before the request's body ended.
+    case inputClosed
 
     public var description: String {
         switch self {
         case .aborted: "the web server aborted the request"
         case .connectionClosed: "the FastCGI connection closed"
         case .requestEnded: "the request has already ended"
+        case .inputClosed: "the web server closed the connection before the request body ended"
         }
     }
 }

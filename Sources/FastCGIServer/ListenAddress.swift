@@ -4,8 +4,8 @@ public enum ListenAddress: Sendable, Equatable, CustomStringConvertible {
     case unix(path: String, permissions: SocketPermissions = SocketPermissions())
     /// TCP on a host (IPv4 or IPv6 literal, or a name) and port: for a web server on another host.
     case tcp(host: String, port: Int)
-    /// A listening socket inherited on file descriptor 0, as spawn-fcgi, Apache mod_fcgid and
-    /// `cgi-fcgi -start` hand it over.
+    /// A listening socket inherited on this file descriptor: 0 as spawn-fcgi, Apache
+    /// mod_fcgid and `cgi-fcgi -start` hand it over.
     case inheritedDescriptor(Int32)
 
     /// True for a socket handed over by a process manager, which may share it among processes.

@@ -1,4 +1,5 @@
-/// Bounds on what one server accepts, each enforced before anything is allocated for it.
+/// Bounds on what one server accepts. Params are checked before they are allocated, and a
+/// connection over `maxConnections` is closed as soon as it is accepted.
 ///
 /// Every buffer a web server (or an attacker in front of it) can make this process fill has
 /// a limit here, so memory stays flat whatever arrives on the socket.
@@ -16,12 +17,14 @@ public struct ServerLimits: Sendable {
     public var maxConnections: Int = 4096
     /// Requests in flight in the whole server; more are answered `FCGI_OVERLOADED`.
     public var maxRequests: Int = 16384
-    /// Request body bytes; a larger `CONTENT_LENGTH` is answered `413` without running the app.
+    /// Request body bytes. A larger `CONTENT_LENGTH` is answered `413` without running the
+    /// app; a body without one fails with `RequestBodyTooLarge` (a `413` too) once it passes.
     public var maxBodyBytes: Int = 1 << 30
     /// Request body bytes buffered per request while the application does not read them;
     /// past this the connection stops reading until the application catches up.
     public var bodyBufferBytes: Int = 256 << 10
-    /// Seconds a connection may stay open with nothing in flight and nothing arriving.
+    /// Seconds a connection may stay open with nothing arriving and no application running
+    /// (requests whose params never ended do not count); 0 or less never closes one.
     public var idleTimeoutSeconds: Int64 = 300
 
     /// The defaults.

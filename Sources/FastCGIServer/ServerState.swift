@@ -46,8 +46,6 @@ final class ServerState: Sendable {
         inFlightRequests.subtract(1, ordering: .relaxed)
     }
 
-    var requestsInFlight: Int { inFlightRequests.load(ordering: .relaxed) }
-
     /// Registers a new connection; false when the server is at `maxConnections` or stopping.
     func register(_ channel: any Channel) -> Bool {
         connections.withLock { connections in
@@ -75,35 +73,4 @@ final class ServerState: Sendable {
     }
 
     var isShuttingDown: Bool { shuttingDown.load(ordering: .relaxed) }
-}
-
-/// `FCGI_WEB_SERVER_ADDRS`: the addresses allowed to connect over TCP (FastCGI §3.2).
-public struct WebServerAllowList: Sendable {
-    /// The allowed addresses, as written (`127.0.0.1`, `::1`).
-    public let addresses: Set<String>
-
-    /// Parses the variable's comma-separated list; nil when it is absent or empty (everyone allowed).
-    public init?(_ value: String?) {
-        guard let value else { return nil }
-        let addresses = value.split(separator: ",").map { $0.trimmingSpaces() }.filter { !$0.isEmpty }
-        guard !addresses.isEmpty else { return nil }
-        self.addresses = Set(addresses)
-    }
-
-    /// Whether `peer` may connect. Unix-socket peers always may: the file mode guards them.
-    public func allows(_ peer: SocketAddress?) -> Bool {
-        switch peer {
-        case .v4, .v6:
-            guard let ip = peer?.ipAddress else { return false }
-            return addresses.contains(ip)
-        default:
-            return true
-        }
-    }
-}
-
-extension Substring {
-    fileprivate func trimmingSpaces() -> String {
-        String(drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
-    }
 }

@@ -14,8 +14,17 @@ final class StdinBodySource: RequestBodySource {
         var bufferedBytes = 0
         var finished = false
         var failure: (any Error)?
-        var waiter: CheckedContinuation<ByteBuffer?, any Error>?
+        /// The reader, parked until a chunk, the end or a failure arrives.
+        var waiter: CheckedContinuation<Void, any Error>?
         var isOverWatermark = false
+    }
+
+    /// What a read finds.
+    private enum Next {
+        case chunk(ByteBuffer, drained: Bool)
+        case end
+        case failed(any Error)
+        case wait
     }
 
     private let state = Mutex(State())
@@ -31,32 +40,30 @@ final class StdinBodySource: RequestBodySource {
     /// Queues bytes from the wire. Returns true when the buffer just went over its watermark,
     /// so the connection should stop reading.
     func append(_ bytes: ByteBuffer) -> Bool {
-        let (waiter, crossed): (CheckedContinuation<ByteBuffer?, any Error>?, Bool) = state.withLock { state in
+        let (waiter, crossed) = state.withLock { state -> (CheckedContinuation<Void, any Error>?, Bool) in
             guard !state.finished, state.failure == nil else { return (nil, false) }
-            if let waiter = state.waiter {
-                state.waiter = nil
-                return (waiter, false)
-            }
             state.chunks.append(bytes)
             state.bufferedBytes += bytes.readableBytes
+            var crossed = false
             if !state.isOverWatermark && state.bufferedBytes > highWatermark {
                 state.isOverWatermark = true
-                return (nil, true)
+                crossed = true
             }
-            return (nil, false)
+            defer { state.waiter = nil }
+            return (state.waiter, crossed)
         }
-        waiter?.resume(returning: bytes)
+        waiter?.resume()
         return crossed
     }
 
     /// The web server sent the empty `FCGI_STDIN` record.
     func finish() {
-        let waiter = state.withLock { state -> CheckedContinuation<ByteBuffer?, any Error>? in
+        let waiter = state.withLock { state -> CheckedContinuation<Void, any Error>? in
             state.finished = true
             defer { state.waiter = nil }
             return state.waiter
         }
-        waiter?.resume(returning: nil)
+        waiter?.resume()
     }
 
     /// The request was aborted or its connection closed: readers get `error`. Returns whether
@@ -72,53 +79,46 @@ final class StdinBodySource: RequestBodySource {
             defer { state.waiter = nil }
             return (state.waiter, wasOver)
         }
-        waiter?.resume(throwing: error)
+        waiter?.resume()
         return wasOver
     }
 
     nonisolated(nonsending) func read() async throws -> [UInt8]? {
-        enum Next {
-            case chunk(ByteBuffer, drained: Bool)
-            case end
-            case failed(any Error)
-            case wait
-        }
-        let next: Next = state.withLock { state in
-            if let failure = state.failure { return .failed(failure) }
-            if let chunk = state.chunks.popFirst() {
-                state.bufferedBytes -= chunk.readableBytes
-                var drained = false
-                if state.isOverWatermark && state.bufferedBytes <= highWatermark / 2 {
-                    state.isOverWatermark = false
-                    drained = true
-                }
-                return .chunk(chunk, drained: drained)
-            }
-            return state.finished ? .end : .wait
-        }
-        switch next {
-        case .chunk(let chunk, let drained):
-            if drained { onDrained() }
-            return Array(chunk.readableBytesView)
-        case .end:
-            return nil
-        case .failed(let error):
-            throw error
-        case .wait:
-            let chunk = try await withCheckedThrowingContinuation { continuation in
-                let immediate: Result<ByteBuffer?, any Error>? = state.withLock { state in
-                    if let failure = state.failure { return .failure(failure) }
-                    if let chunk = state.chunks.popFirst() {
-                        state.bufferedBytes -= chunk.readableBytes
-                        return .success(chunk)
+        while true {
+            switch state.withLock({ take(from: &$0) }) {
+            case .chunk(let chunk, let drained):
+                if drained { onDrained() }
+                return Array(chunk.readableBytesView)
+            case .end:
+                return nil
+            case .failed(let error):
+                throw error
+            case .wait:
+                // Parked until append, finish or fail wakes it; then it takes again.
+                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                    let parked = state.withLock { state in
+                        guard state.failure == nil, state.chunks.isEmpty, !state.finished else { return false }
+                        state.waiter = continuation
+                        return true
                     }
-                    if state.finished { return .success(nil) }
-                    state.waiter = continuation
-                    return nil
+                    if !parked { continuation.resume() }
                 }
-                if let immediate { continuation.resume(with: immediate) }
             }
-            return chunk.map { Array($0.readableBytesView) }
         }
+    }
+
+    /// The next chunk, the end, or the failure, with the watermark bookkeeping in one place.
+    private func take(from state: inout State) -> Next {
+        if let failure = state.failure { return .failed(failure) }
+        if let chunk = state.chunks.popFirst() {
+            state.bufferedBytes -= chunk.readableBytes
+            var drained = false
+            if state.isOverWatermark && state.bufferedBytes <= highWatermark / 2 {
+                state.isOverWatermark = false
+                drained = true
+            }
+            return .chunk(chunk, drained: drained)
+        }
+        return state.finished ? .end : .wait
     }
 }

@@ -88,11 +88,18 @@ public struct RequestBody: AsyncSequence, Sendable {
     }
 }
 
-/// Thrown by ``RequestBody/collect(upTo:)`` when the body is larger than the caller allows.
+/// Thrown by ``RequestBody/collect(upTo:)`` when the body is larger than the caller allows,
+/// and by a server's body past the server's own limit. An application that lets it escape
+/// before its response began gets a `413` instead of a `500`: the client sent too much.
 public struct RequestBodyTooLarge: Error, CustomStringConvertible {
     /// The limit that was passed.
     public let maximum: Int
     public var description: String { "request body larger than \(maximum) bytes" }
+
+    /// The error for a body past `maximum` bytes.
+    public init(maximum: Int) {
+        self.maximum = maximum
+    }
 }
 
 private final class InMemorySource: RequestBodySource {

@@ -36,6 +36,18 @@ public enum ResponseDriver {
         return (head, body)
     }()
 
+    /// The `413` sent when ``RequestBodyTooLarge`` escapes an application before its head
+    /// went out: the client sent more than the application or the server takes.
+    public static let contentTooLarge: (head: [UInt8], body: [UInt8]) = {
+        let body = Array("Request body too large\n".utf8)
+        let head = ResponseHead.encode(
+            status: .contentTooLarge,
+            headers: [.contentType: "text/plain; charset=utf-8"],
+            contentLength: body.count
+        )
+        return (head, body)
+    }()
+
     /// Calls `application` with `environ` and sends its response to `output`.
     nonisolated(nonsending) public static func run<Output: ResponseOutput>(
         _ application: some Application,
@@ -99,6 +111,15 @@ public enum ResponseDriver {
         output: inout some ResponseOutput,
         stage: String
     ) async -> ResponseOutcome {
+        if error is RequestBodyTooLarge {
+            // The client's fault, not the application's: nothing for the error log.
+            do {
+                try await output.send(head: contentTooLarge.head, body: contentTooLarge.body, isLast: true)
+            } catch {
+                return .outputFailed
+            }
+            return .completed
+        }
         environ.errors.write("swift-gateway: application error \(stage), \(describe(environ)): \(error)")
         do {
             try await output.send(head: internalServerError.head, body: internalServerError.body, isLast: true)

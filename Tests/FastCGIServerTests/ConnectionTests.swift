@@ -52,6 +52,39 @@ extension FastCGIServerTests {
             }
         }
 
+        @Test func aWebServerThatHalfClosesMidRequestGetsThoseRequestsEnded() async throws {
+            // Once the web server has closed its side, a request whose params or body never
+            // ended can never go on: it is ended (or its body fails) instead of waiting forever.
+            try await withProbe { probe in
+                let socket = try RawSocket(unixPath: probe.socketPath)
+                var records = Records()
+                records.begin(id: 1, keepConnection: true)
+                records.raw(type: RecordType.params.rawValue, id: 1, pairBytes("REQUEST_METHOD", "GET"))
+                records.begin(id: 2, keepConnection: true)
+                records.params(
+                    id: 2,
+                    FastCGITestRequest.cgiParams(method: "POST", target: "/echo", bodyLength: 100)
+                )
+                records.raw(type: RecordType.stdin.rawValue, id: 2, [UInt8](repeating: 0x61, count: 10))
+                try socket.write(records.bytes)
+                try await Task.sleep(for: .milliseconds(100))
+                socket.shutdownWrite()
+                let (bytes, eof) = socket.read(timeoutMilliseconds: 5000)
+                #expect(eof, "the connection stayed open")
+                let replies = splitRecords(bytes)
+                let ended = replies.filter { $0.type == RecordType.endRequest.rawValue }.map(\.id)
+                #expect(Set(ended) == [1, 2], "\(replies.map { ($0.type, $0.id) })")
+                // The echo's body failed before its head: a 500, with the reason in the log.
+                let echo = replies.filter { $0.type == RecordType.stdout.rawValue && $0.id == 2 }.flatMap(\.content)
+                #expect(
+                    String(decoding: echo, as: UTF8.self).hasPrefix("Status: 500"),
+                    "\(String(decoding: echo, as: UTF8.self))"
+                )
+                #expect(probe.log.contains("closed its side before the params ended"), "\(probe.log)")
+                try await probe.expectServesFreshConnection()
+            }
+        }
+
         @Test func theLastRecordsPaddingIsReadBeforeClosing() async throws {
             // The empty STDIN record ends the request at its header; its padding arrives later.
             // Closing in between would answer the padding with a reset, which over TCP can cut

@@ -207,6 +207,57 @@ extension FastCGIServerTests {
             }
         }
 
+        @Test func aBodyWithoutContentLengthStopsAtTheLimitWithA413() async throws {
+            // nginx with `fastcgi_request_buffering off` streams a chunked upload without a
+            // CONTENT_LENGTH: the limit is then counted on the STDIN bytes themselves.
+            var limits = ServerLimits()
+            limits.maxBodyBytes = 1000
+            try await withServer(limits) { server in
+                let client = try await server.connect()
+                let params = FastCGITestRequest.cgiParams(method: "POST", target: "/echo")
+                let fits = FastCGITestRequest(
+                    id: 1,
+                    keepConnection: true,
+                    params: params,
+                    stdin: .init(repeating: 1, count: 1000)
+                )
+                let small = try await client.perform(fits)
+                #expect(small.status == 200 && small.body.count == 1000)
+                let over = FastCGITestRequest(
+                    id: 2,
+                    keepConnection: true,
+                    params: params,
+                    stdin: .init(repeating: 1, count: 300_000),
+                    stdinRecordSize: 4096
+                )
+                let big = try await client.perform(over)
+                big.expectCompleted()
+                #expect(big.status == 413)
+                #expect(big.bodyString.hasSuffix("Request body too large\n"), "\(big.bodyString)")
+                #expect(server.log.contains("body over the limit of 1000 bytes"), "\(server.log.entries)")
+                // The rest of that body was dropped, not buffered: the connection goes on.
+                let after = try await client.perform(.get("/hello", id: 3, keepConnection: true))
+                #expect(after.bodyString == "hello")
+                await client.close()
+            }
+        }
+
+        @Test func requestsWhoseParamsNeverEndDoNotHoldAConnectionPastTheIdleTimeout() async throws {
+            try await withProbe(["--idle-timeout", "1"]) { probe in
+                let socket = try RawSocket(unixPath: probe.socketPath)
+                var records = Records()
+                records.begin(id: 1, keepConnection: true)
+                records.raw(type: RecordType.params.rawValue, id: 1, pairBytes("REQUEST_METHOD", "GET"))
+                try socket.write(records.bytes)
+                let started = ContinuousClock.now
+                let (bytes, eof) = socket.read(timeoutMilliseconds: 5000)
+                #expect(eof, "the connection stayed open")
+                #expect(bytes.isEmpty, "\(splitRecords(bytes))")
+                #expect(ContinuousClock.now - started < .seconds(4))
+                #expect(probe.log.contains("idle with their params unfinished"), "\(probe.log)")
+            }
+        }
+
         @Test func idleTimeoutClosesIdleConnections() async throws {
             try await withProbe(["--idle-timeout", "1"]) { probe in
                 let idle = try await probe.connect()

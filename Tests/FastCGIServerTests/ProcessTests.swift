@@ -1,4 +1,5 @@
 import FastCGI
+import FastCGIServer
 import Foundation
 import GatewayTesting
 import NIOCore
@@ -69,6 +70,26 @@ extension FastCGIServerTests {
             let status = await probe.waitForExit(timeout: .seconds(5))
             #expect(status == .exited(0), "log:\n\(probe.log)")
             #expect(access(probe.socketPath, F_OK) != 0, "socket file left behind")
+        }
+
+        @Test func duringShutdownANewRequestOnABusyConnectionIsRefusedAsOverloaded() async throws {
+            // Only a multiplexing web server can send one; served, a steady stream of them
+            // would keep the connection busy until the grace period cuts it mid-request.
+            let probe = try await FastCGIAppProcess.startProbe()
+            defer { Task { await probe.cleanUp() } }
+            let client = try await probe.connect()
+            try await client.send(FastCGITestRequest.get("/slow?ms=1000", id: 1, keepConnection: true))
+            try await Task.sleep(for: .milliseconds(200))
+            probe.send(signal: SIGTERM)
+            try await Task.sleep(for: .milliseconds(300))
+            try await client.send(FastCGITestRequest.get("/hello", id: 2, keepConnection: true))
+            let refused = try await client.response(for: 2, timeout: .seconds(5))
+            #expect(refused.protocolStatus == .overloaded)
+            let slow = try await client.response(for: 1, timeout: .seconds(5))
+            slow.expectCompleted()
+            #expect(slow.bodyString == "done")
+            #expect(await probe.waitForExit(timeout: .seconds(5)) == .exited(0), "log:\n\(probe.log)")
+            #expect(probe.log.contains("refusing request 2: shutting down"), "\(probe.log)")
         }
 
         /// PROBE.md: the harness SIGKILLs 5 s after SIGTERM, so the probe gives requests in
@@ -236,6 +257,19 @@ extension FastCGIServerTests {
                 #expect(await probe.stop() == .exited(0))
                 await probe.cleanUp()
             }
+        }
+
+        @Test func webServerAddressesMatchWhateverTheirSpelling() throws {
+            let list = try #require(WebServerAllowList("127.0.0.1, 0:0:0:0:0:0:0:1"))
+            #expect(list.allows(try SocketAddress(ipAddress: "127.0.0.1", port: 9000)))
+            // A server on `::` sees IPv4 web servers as IPv4-mapped IPv6 addresses.
+            #expect(list.allows(try SocketAddress(ipAddress: "::ffff:127.0.0.1", port: 9000)))
+            #expect(list.allows(try SocketAddress(ipAddress: "::1", port: 9000)))
+            #expect(!list.allows(try SocketAddress(ipAddress: "127.0.0.2", port: 9000)))
+            #expect(!list.allows(try SocketAddress(ipAddress: "::ffff:127.0.0.2", port: 9000)))
+            #expect(!list.allows(try SocketAddress(ipAddress: "::2", port: 9000)))
+            #expect(list.allows(try SocketAddress(unixDomainSocketPath: "/tmp/any.sock")))
+            #expect(WebServerAllowList(" , ") == nil)
         }
 
         /// libfcgi's `cgi-fcgi`, an independent FastCGI client, talks to the server.

@@ -79,6 +79,28 @@ struct ResponseDriverTests {
         #expect(errors.text.contains("the failure"))
     }
 
+    @Test func aBodyTooLargeEscapingBeforeTheHeadBecomesA413() async {
+        let errors = ErrorCollector()
+        let app = ClosureApplication { environ in
+            Response(body: ResponseBody(bytes: try await environ.input.collect(upTo: 4)))
+        }
+        var request = environ(["REQUEST_METHOD": "POST", "PATH_INFO": "/"], errors: errors.stream)
+        request.input = RequestBody(bytes: Array("too long".utf8))
+        let (outcome, output) = await drive(app, environ: request)
+        guard case .completed = outcome else { Issue.record("\(outcome)"); return }
+        let response = try? ResponseParser.parseCGI(output.bytes)
+        #expect(response?.status == 413)
+        #expect(response?.text == "Request body too large\n")
+        #expect(errors.messages.isEmpty, "a client sending too much is not an application error: \(errors.text)")
+        // After the head, it is an error like any other.
+        let late = streaming { writer in
+            try await writer.write("partial")
+            throw RequestBodyTooLarge(maximum: 4)
+        }
+        let (lateOutcome, _) = await drive(late, environ: environ(["PATH_INFO": "/"], errors: errors.stream))
+        guard case .applicationFailed(headSent: true) = lateOutcome else { Issue.record("\(lateOutcome)"); return }
+    }
+
     @Test func throwingAfterTheHeadCutsTheResponseShort() async {
         let errors = ErrorCollector()
         let app = streaming { writer in
