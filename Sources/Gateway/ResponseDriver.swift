@@ -26,27 +26,21 @@ public enum ResponseOutcome: Sendable {
 public enum ResponseDriver {
     /// The `500` sent when an application throws before its head went out. Says nothing
     /// about the error: details go to the error log, never to the client.
-    public static let internalServerError: (head: [UInt8], body: [UInt8]) = {
-        let body = Array("Internal Server Error\n".utf8)
-        let head = ResponseHead.encode(
-            status: .internalServerError,
-            headers: [.contentType: "text/plain; charset=utf-8"],
-            contentLength: body.count
-        )
-        return (head, body)
-    }()
+    public static let internalServerError = plainText(.internalServerError, "Internal Server Error\n")
 
     /// The `413` sent when ``RequestBodyTooLarge`` escapes an application before its head
     /// went out: the client sent more than the application or the server takes.
-    public static let contentTooLarge: (head: [UInt8], body: [UInt8]) = {
-        let body = Array("Request body too large\n".utf8)
+    public static let contentTooLarge = plainText(.contentTooLarge, "Request body too large\n")
+
+    private static func plainText(_ status: HTTPResponse.Status, _ text: String) -> (head: [UInt8], body: [UInt8]) {
+        let body = Array(text.utf8)
         let head = ResponseHead.encode(
-            status: .contentTooLarge,
+            status: status,
             headers: [.contentType: "text/plain; charset=utf-8"],
             contentLength: body.count
         )
         return (head, body)
-    }()
+    }
 
     /// Calls `application` with `environ` and sends its response to `output`.
     nonisolated(nonsending) public static func run<Output: ResponseOutput>(
