@@ -89,6 +89,11 @@ public struct FastCGIServer<App: Application>: Service {
             multiprocess: configuration.address.isInherited,
             roles: configuration.roles
         )
+        let unsupported = configuration.roles.subtracting(state.roles)
+        if !unsupported.isEmpty {
+            let names = unsupported.map(\.description).sorted().joined(separator: ", ")
+            logger.warning("roles not supported, their requests will be refused: \(names)")
+        }
         let serverChannel = try await bind(state: state)
         // The socket file this server created, so that it removes that one and no other.
         var socketFile: UnixSocketFile.Identity?

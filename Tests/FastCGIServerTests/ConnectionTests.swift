@@ -284,6 +284,10 @@ extension FastCGIServerTests {
                 var filter = FastCGITestRequest.get("/hello", id: 1, keepConnection: true)
                 filter.role = .filter
                 #expect(try await client.perform(filter).protocolStatus == .unknownRole)
+                #expect(
+                    server.log.contains("roles not supported, their requests will be refused: filter"),
+                    "\(server.log.entries)"
+                )
                 await client.close()
             }
         }
