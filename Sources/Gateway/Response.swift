@@ -83,14 +83,15 @@ public struct ResponseBody: Sendable {
     /// This is how middleware wraps a body it did not make: it returns a new streaming body
     /// whose function puts the server's writer inside a writer of its own (one that
     /// compresses, counts or rewrites bytes), writes this body through it, then hands the
-    /// server's writer back, since writers are values that may keep state:
+    /// server's writer back (in a `defer`, so also when the body throws), since writers are
+    /// values that may keep state:
     ///
     /// ```swift
     /// let inner = response.body
     /// response.body = ResponseBody { writer in
     ///     var counting = CountingWriter(wrapped: writer)
+    ///     defer { writer = counting.wrapped }
     ///     try await inner.write(to: &counting)
-    ///     writer = counting.wrapped
     /// }
     /// ```
     nonisolated(nonsending) public func write<Destination: ResponseBodyWriter>(
@@ -101,8 +102,8 @@ public struct ResponseBody: Sendable {
             if !bytes.isEmpty { try await writer.write(bytes) }
         case .stream(let write):
             var erased: any ResponseBodyWriter = writer
+            defer { if let back = erased as? Destination { writer = back } }
             try await write(&erased)
-            if let back = erased as? Destination { writer = back }
         }
     }
 }

@@ -68,15 +68,16 @@ public enum ResponseDriver {
                 return .outputFailed
             }
         case .stream(let write):
-            let deferring = HeadDeferringWriter(output: output, pendingHead: head)
-            var writer: any ResponseBodyWriter = deferring
+            // A reference: whether the head went out is known here whatever the body (or a
+            // middleware around it) did with its copy of the writer, and however it ended.
+            let finished = HeadDeferringWriter(output: output, pendingHead: head)
+            var writer: any ResponseBodyWriter = finished
             var thrown: (any Error)?
             do {
                 try await write(&writer)
             } catch {
                 thrown = error
             }
-            let finished = writer as! HeadDeferringWriter<Output>
             output = finished.output
             if finished.outputFailed { return .outputFailed }
             if let thrown {
@@ -130,12 +131,17 @@ public enum ResponseDriver {
 
 /// Holds the head back until the first non-empty body write, so an empty write never
 /// produces an empty record (which would end a FastCGI stream early).
-struct HeadDeferringWriter<Output: ResponseOutput>: ResponseBodyWriter {
+final class HeadDeferringWriter<Output: ResponseOutput>: ResponseBodyWriter {
     var output: Output
     var pendingHead: [UInt8]?
     var outputFailed = false
 
-    nonisolated(nonsending) mutating func write(_ bytes: [UInt8]) async throws {
+    init(output: Output, pendingHead: [UInt8]) {
+        self.output = output
+        self.pendingHead = pendingHead
+    }
+
+    nonisolated(nonsending) func write(_ bytes: [UInt8]) async throws {
         guard !bytes.isEmpty else { return }
         do {
             try await output.send(head: pendingHead ?? [], body: bytes, isLast: false)

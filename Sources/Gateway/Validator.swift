@@ -162,7 +162,7 @@ public struct Validator: Middleware {
         let code = response.status.code
         var checked = response
         checked.body = ResponseBody(contentLength: response.body.contentLength) { writer in
-            var counting = CountingWriter(
+            let counting = CountingWriter(
                 base: writer,
                 expected: expected,
                 allowsBody: allowsBody,
@@ -171,9 +171,10 @@ public struct Validator: Middleware {
                 report: { try report([$0], environ) }
             )
             var erased: any ResponseBodyWriter = counting
-            defer { writer = (erased as! CountingWriter).base }
+            // A reference: what it counted and the server's writer it holds survive whatever
+            // the body does with `erased` (even replace it) and however it ends.
+            defer { writer = counting.base }
             try await write(&erased)
-            counting = erased as! CountingWriter
             if let expected, counting.written < expected {
                 try report(
                     [
@@ -191,7 +192,7 @@ public struct Validator: Middleware {
 }
 
 /// Counts a streaming body's bytes and checks each write before passing it on.
-private struct CountingWriter: ResponseBodyWriter {
+private final class CountingWriter: ResponseBodyWriter {
     var base: any ResponseBodyWriter
     let expected: Int?
     let allowsBody: Bool
@@ -201,7 +202,23 @@ private struct CountingWriter: ResponseBodyWriter {
     var written = 0
     var reportedOverrun = false
 
-    nonisolated(nonsending) mutating func write(_ bytes: [UInt8]) async throws {
+    init(
+        base: any ResponseBodyWriter,
+        expected: Int?,
+        allowsBody: Bool,
+        hasContentType: Bool,
+        code: Int,
+        report: @escaping (Validator.Violation) throws -> Void
+    ) {
+        self.base = base
+        self.expected = expected
+        self.allowsBody = allowsBody
+        self.hasContentType = hasContentType
+        self.code = code
+        self.report = report
+    }
+
+    nonisolated(nonsending) func write(_ bytes: [UInt8]) async throws {
         if !bytes.isEmpty && written == 0 {
             if !allowsBody {
                 try report(Validator.Violation(.application, "status \(code) must not have a body, but one is written"))

@@ -199,8 +199,8 @@ struct MiddlewareTests {
             let counted = self.counted
             response.body = ResponseBody(contentLength: inner.contentLength) { writer in
                 var uppercasing = Uppercasing(wrapped: writer, counted: counted)
+                defer { writer = uppercasing.wrapped }
                 try await inner.write(to: &uppercasing)
-                writer = uppercasing.wrapped
             }
             return response
         }
@@ -226,6 +226,41 @@ struct MiddlewareTests {
         let answered = try await InProcessTransport(inMemory).perform(TestRequest())
         #expect(answered.text == "HELLO")
         #expect(answered[header: "Content-Length"] == "5")
+    }
+
+    @Test func aBodyThatThrowsAfterItsHeadIsCutShortWhateverAMiddlewareDidWithTheWriter() async {
+        // A middleware that never hands the server's writer back, and one that replaces it
+        // with a writer of its own: the driver still knows the head went out, so it cuts the
+        // response short instead of writing a second head (a 500) into the body.
+        struct Forwarding: ResponseBodyWriter {
+            var wrapped: any ResponseBodyWriter
+            nonisolated(nonsending) mutating func write(_ bytes: [UInt8]) async throws {
+                try await wrapped.write(bytes)
+            }
+        }
+        let keepsTheWriter: ResponseBody.Writer = { writer in
+            var forwarding = Forwarding(wrapped: writer)
+            try await forwarding.write("first")
+            throw Failure()
+        }
+        let replacesTheWriter: ResponseBody.Writer = { writer in
+            var forwarding = Forwarding(wrapped: writer)
+            writer = forwarding
+            try await forwarding.write("first")
+            throw Failure()
+        }
+        for body in [keepsTheWriter, replacesTheWriter] {
+            let app = ClosureApplication { _ in
+                Response(headers: [.contentType: "text/plain"], body: ResponseBody(body))
+            }
+            let (outcome, output) = await drive(app)
+            guard case .applicationFailed(headSent: true) = outcome else { Issue.record("\(outcome)"); continue }
+            #expect(text(output.bytes) == "Status: 200 OK\r\nContent-Type: text/plain\r\n\r\nfirst")
+            // The same through the validator, which wraps the writer too.
+            let (validated, validatedOutput) = await drive(app.wrapped(in: Validator()))
+            guard case .applicationFailed(headSent: true) = validated else { Issue.record("\(validated)"); continue }
+            #expect(text(validatedOutput.bytes).hasSuffix("\r\n\r\nfirst"))
+        }
     }
 
     @Test func inMemoryBodiesExposeTheirBytes() {
