@@ -36,7 +36,7 @@ public struct RequestBody: AsyncSequence, Sendable {
     public static let empty = RequestBody(bytes: [])
 
     public func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(source: source, remaining: limit)
+        AsyncIterator(source: source, expected: limit, remaining: limit)
     }
 
     /// Reads the whole body, throwing ``RequestBodyTooLarge`` past `maximum` bytes.
@@ -62,12 +62,17 @@ public struct RequestBody: AsyncSequence, Sendable {
     /// Iterates the body's chunks.
     public struct AsyncIterator: AsyncIteratorProtocol {
         let source: (any RequestBodySource)?
+        let expected: Int?
         var remaining: Int?
 
-        /// The next chunk, cut so that the total never passes `CONTENT_LENGTH`.
+        /// The next chunk, cut so that the total never passes `CONTENT_LENGTH`; throws
+        /// ``RequestBodyIncomplete`` when the body ends before it.
         nonisolated(nonsending) public mutating func nextChunk() async throws -> [UInt8]? {
             guard let source, remaining != 0 else { return nil }
             guard var chunk = try await source.read() else {
+                if let expected, let left = remaining, left > 0 {
+                    throw RequestBodyIncomplete(received: expected - left, expected: expected)
+                }
                 remaining = 0
                 return nil
             }
@@ -85,6 +90,22 @@ public struct RequestBody: AsyncSequence, Sendable {
         public mutating func next(isolation actor: isolated (any Actor)?) async throws -> [UInt8]? {
             try await nextChunk()
         }
+    }
+}
+
+/// Thrown when a body ends before the `CONTENT_LENGTH` its request announced (the client or
+/// the web server went away during the upload): a short body is never taken for a whole one.
+public struct RequestBodyIncomplete: Error, CustomStringConvertible {
+    /// How many body bytes arrived.
+    public let received: Int
+    /// How many `CONTENT_LENGTH` announced.
+    public let expected: Int
+    public var description: String { "request body incomplete: it ended after \(received) of \(expected) bytes" }
+
+    /// The error for a body that ended after `received` of `expected` bytes.
+    public init(received: Int, expected: Int) {
+        self.received = received
+        self.expected = expected
     }
 }
 

@@ -85,6 +85,27 @@ extension FastCGIServerTests {
             }
         }
 
+        @Test func aBodyEndingBeforeItsContentLengthIsAnErrorNotAShortBody() async throws {
+            try await withProbe { probe in
+                let client = try await probe.connect()
+                let request = FastCGITestRequest(
+                    id: 1,
+                    keepConnection: true,
+                    params: FastCGITestRequest.cgiParams(method: "POST", target: "/echo", bodyLength: 100),
+                    stdin: [UInt8](repeating: 0x61, count: 10)
+                )
+                let response = try await client.perform(request)
+                response.expectCompleted()
+                #expect(response.status == 500, "\(response.bodyString)")
+                #expect(
+                    String(decoding: response.stderr, as: UTF8.self).contains("it ended after 10 of 100 bytes"),
+                    "\(probe.log)"
+                )
+                let next = try await client.perform(.get("/hello", id: 1, keepConnection: true))
+                #expect(next.bodyString == "Hello, world!")
+            }
+        }
+
         @Test func theLastRecordsPaddingIsReadBeforeClosing() async throws {
             // The empty STDIN record ends the request at its header; its padding arrives later.
             // Closing in between would answer the padding with a reset, which over TCP can cut

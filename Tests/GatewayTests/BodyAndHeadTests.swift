@@ -5,6 +5,24 @@ import Testing
 
 @Suite("RequestBody")
 struct RequestBodyTests {
+    @Test func aBodyEndingBeforeContentLengthThrows() async throws {
+        let short = RequestBody(source: ChunkSource([[1, 2], [3]]), contentLength: 10)
+        await #expect(throws: RequestBodyIncomplete.self) { try await short.collect(upTo: 100) }
+        var iterator = RequestBody(source: ChunkSource([[1, 2, 3]]), contentLength: 5).makeAsyncIterator()
+        #expect(try await iterator.next() == [1, 2, 3])
+        do {
+            _ = try await iterator.next()
+            Issue.record("no error for a body 2 bytes short")
+        } catch let error as RequestBodyIncomplete {
+            #expect(error.received == 3 && error.expected == 5)
+            #expect("\(error)" == "request body incomplete: it ended after 3 of 5 bytes")
+        }
+        // Without CONTENT_LENGTH the stream's end is the body's end.
+        #expect(
+            try await RequestBody(source: ChunkSource([[1], [2]]), contentLength: nil).collect(upTo: 10) == [1, 2]
+        )
+    }
+
     @Test func neverYieldsMoreThanContentLength() async throws {
         let source = ChunkSource([Array("hello".utf8), Array(" world".utf8), Array("!!!".utf8)])
         let body = RequestBody(source: source, contentLength: 7)
