@@ -104,9 +104,23 @@ extension Environ {
         }
         if rawScriptName == "/" { return "/" }
         guard let uri = self["REQUEST_URI"] else { return "" }
-        let path = PercentDecoding.decode(uri.prefix { $0 != "?" })
+        let path = PercentDecoding.decode(Self.originForm(uri).prefix { $0 != "?" })
+        // SCRIPT_NAME `/app` is a prefix of `/application/x` too, but not its script.
         guard path.hasPrefix(rawScriptName) else { return "" }
-        return String(path.dropFirst(rawScriptName.count))
+        let rest = path.dropFirst(rawScriptName.count)
+        return rest.isEmpty || rest.hasPrefix("/") ? String(rest) : ""
+    }
+
+    /// `uri` without the `scheme://authority` of an absolute-form request target
+    /// (`GET http://host/path`), which a web server may pass on as it came.
+    private static func originForm(_ uri: String) -> Substring {
+        let target = uri[...]
+        guard !target.hasPrefix("/"), let colon = target.firstIndex(of: ":") else { return target }
+        let afterScheme = target[target.index(after: colon)...]
+        guard afterScheme.hasPrefix("//") else { return target }
+        let authorityAndPath = afterScheme.dropFirst(2)
+        guard let pathStart = authorityAndPath.firstIndex(where: { $0 == "/" || $0 == "?" }) else { return "/" }
+        return authorityAndPath[pathStart...]
     }
 
     /// The full decoded path: ``scriptName`` followed by ``pathInfo``.

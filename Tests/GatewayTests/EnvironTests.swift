@@ -63,6 +63,12 @@ struct EnvironTests {
         #expect(environ(["SCRIPT_NAME": "/app", "REQUEST_URI": "/app?x"]).pathInfo == "")
         // Not under SCRIPT_NAME (a rewrite happened): nothing can be rebuilt.
         #expect(environ(["SCRIPT_NAME": "/app", "REQUEST_URI": "/other/x"]).pathInfo == "")
+        // A prefix of the path that ends inside a segment is not its script.
+        #expect(environ(["SCRIPT_NAME": "/app", "REQUEST_URI": "/application/x"]).pathInfo == "")
+        // An absolute-form request target passed on as it came.
+        #expect(environ(["SCRIPT_NAME": "", "REQUEST_URI": "http://example.com/a/b?q"]).pathInfo == "/a/b")
+        #expect(environ(["SCRIPT_NAME": "/a", "REQUEST_URI": "HTTPS://example.com:8443/a/b"]).pathInfo == "/b")
+        #expect(environ(["SCRIPT_NAME": "", "REQUEST_URI": "http://example.com"]).pathInfo == "/")
         #expect(environ(["SCRIPT_NAME": "/app"]).pathInfo == "")
         // Broken escapes are kept as they are.
         #expect(environ(["REQUEST_URI": "/100%/%zz%4"]).pathInfo == "/100%/%zz%4")
