@@ -11,6 +11,10 @@ public struct Environ: Sendable {
     /// The CGI meta-variables as received, minus `HTTP_CONTENT_TYPE` and `HTTP_CONTENT_LENGTH`
     /// (they duplicate `CONTENT_TYPE`/`CONTENT_LENGTH` and only confuse applications).
     public let variables: CGIVariables
+    /// Every variable exactly as the web server sent it, the duplicates ``variables`` leaves
+    /// out included: for logging what arrived, or for a tool that must echo the request
+    /// whole. Applications read ``variables``.
+    public let receivedVariables: CGIVariables
     /// The request body (`wsgi.input`), never longer than `CONTENT_LENGTH`.
     public var input: RequestBody
     /// The web server's error log (`wsgi.errors`).
@@ -33,6 +37,7 @@ public struct Environ: Sendable {
         multiprocess: Bool,
         runOnce: Bool
     ) {
+        self.receivedVariables = variables
         self.variables = Environ.removingDuplicateContentHeaders(variables)
         self.input = input
         self.errors = errors

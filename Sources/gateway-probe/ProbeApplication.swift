@@ -45,7 +45,8 @@ struct ProbeApplication: Application {
     private func environment(_ environ: Environ) async throws -> Response {
         try await environ.input.discard()
         var json = JSONObjectWriter()
-        for (name, value) in environ.variables { json.add(name, value) }
+        // PROBE.md: every param exactly as received, the HTTP_CONTENT_* duplicates included.
+        for (name, value) in environ.receivedVariables { json.add(name, value) }
         json.add("url_scheme", Self.urlScheme(environ))
         return Response(headers: [.contentType: "application/json"], body: ResponseBody(string: json.finish()))
     }

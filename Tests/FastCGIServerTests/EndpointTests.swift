@@ -70,6 +70,10 @@ extension FastCGIServerTests {
                     ("HTTP_X_CUSTOM", "a \"quoted\" \\ value\twith tab"),
                     ("EMPTY_VALUE", ""),
                     ("HTTP_HOST", "example.test"),
+                    // nginx passes the request's headers on, these two included; the gateway
+                    // keeps them out of `variables`, the probe still echoes them.
+                    ("HTTP_CONTENT_TYPE", "application/octet-stream"),
+                    ("HTTP_CONTENT_LENGTH", "7"),
                 ]
                 let request = FastCGITestRequest.post("/environ?a=1&b=two", body: Array("ignored".utf8), extra: extra)
                 let response = try await probe.perform(request)

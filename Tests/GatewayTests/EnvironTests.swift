@@ -160,6 +160,8 @@ struct EnvironTests {
         #expect(environ.variables.map(\.name) == ["A", "B", "C"])
         #expect(environ["HTTP_CONTENT_TYPE"] == nil)
         #expect(environ["HTTP_CONTENT_LENGTH"] == nil)
+        // What arrived stays readable, in order, for tools that echo it.
+        #expect(environ.receivedVariables.map(\.name) == ["A", "HTTP_CONTENT_TYPE", "B", "HTTP_CONTENT_LENGTH", "C"])
     }
 
     @Test func serverVariablesAreTyped() {
