@@ -11,6 +11,7 @@ struct ProbeApplication: Application {
         body: ResponseBody(string: "Hello, world!")
     )
     private static let bigChunk = [UInt8](repeating: UInt8(ascii: "x"), count: 64 * 1024)
+    private static let maxStreamChunk = 16 << 20
 
     nonisolated(nonsending) func respond(to environ: Environ) async throws -> Response {
         let components = environ.path.split(separator: "/", omittingEmptySubsequences: true)
@@ -35,7 +36,8 @@ struct ProbeApplication: Application {
     /// writes its whole body before reading the response never deadlocks.
     private func echo(_ environ: Environ) async throws -> Response {
         var body: [UInt8] = []
-        if let length = environ.contentLength { body.reserveCapacity(length) }
+        // Reserved up to 64 MiB: CONTENT_LENGTH is the client's word, not yet the body.
+        if let length = environ.contentLength { body.reserveCapacity(min(length, 64 << 20)) }
         for try await chunk in environ.input {
             if body.isEmpty { body = chunk } else { body.append(contentsOf: chunk) }
         }
@@ -64,10 +66,15 @@ struct ProbeApplication: Application {
         let count = query.integer("n") ?? 1
         let size = query.integer("size") ?? 1
         let delay = query.integer("delay_ms") ?? 0
+        // A chunk is allocated whole, and the total is announced: bound both.
+        let (total, overflow) = count.multipliedReportingOverflow(by: size)
+        guard size <= Self.maxStreamChunk, !overflow else {
+            return .text("size must be at most \(Self.maxStreamChunk) and n × size fit 64 bits\n", status: .badRequest)
+        }
         let chunk = [UInt8](repeating: UInt8(ascii: "x"), count: size)
         return Response(
             headers: [.contentType: "application/octet-stream"],
-            body: ResponseBody(contentLength: count * size) { writer in
+            body: ResponseBody(contentLength: total) { writer in
                 for index in 0..<count {
                     if index > 0, delay > 0 { try await Task.sleep(for: .milliseconds(delay)) }
                     try await writer.write(chunk)
@@ -77,7 +84,9 @@ struct ProbeApplication: Application {
     }
 
     private func status(code: Substring) -> Response {
-        guard let value = Int(code), (200...599).contains(value) else { return .status(.notFound) }
+        guard let value = Int(decimalDigits: String(code)), (200...599).contains(value) else {
+            return .status(.notFound)
+        }
         return .status(.init(code: value))
     }
 

@@ -208,6 +208,12 @@ extension FastCGIServerTests {
                 #expect(encoded.body.count == 6)
                 let malformed = try await probe.perform(.get("/stream?n=-2&size=%3"))
                 #expect(malformed.body == [UInt8(ascii: "x")], "malformed values take the defaults")
+                // Sizes that would overflow the total or allocate gigabytes are refused, not a crash.
+                for target in ["/stream?n=100000000000000000&size=1000", "/stream?size=999999999999"] {
+                    let refused = try await probe.perform(.get(target))
+                    refused.expectCompleted()
+                    #expect(refused.status == 400, "\(target)")
+                }
             }
         }
 
@@ -225,6 +231,10 @@ extension FastCGIServerTests {
                         let line = try #require(response.header("Status"))
                         #expect(line.hasPrefix("\(code)"))
                     }
+                }
+                for (index, target) in ["/status/+404", "/status/404x", "/status/600", "/status/99"].enumerated() {
+                    let response = try await client.perform(.get(target, id: UInt16(index + 1), keepConnection: true))
+                    #expect(response.status == 404, "\(target)")
                 }
                 await client.close()
             }
