@@ -68,7 +68,7 @@ struct RecordFramer: Sendable {
         return true
     }
 
-    /// Consumes up to `limit` content bytes without looking at them.
+    /// Consumes the current record's content bytes that are readable, without looking at them.
     @inline(__always)
     mutating func skipContent(_ buffer: inout ByteBuffer) {
         let count = min(contentRemaining, buffer.readableBytes)
@@ -114,7 +114,7 @@ struct FixedBody: Sendable {
     var count = 0
 
     /// Feeds content bytes from `framer`'s current record; returns the body once eight bytes are in.
-    /// Bytes beyond the first eight are consumed and ignored.
+    /// It takes no more than eight; the decoder skips whatever else the record holds.
     @inline(__always)
     mutating func feed(_ buffer: inout ByteBuffer, _ framer: inout RecordFramer) -> UInt64? {
         if count == 0, framer.contentRemaining >= 8, let whole = buffer.readInteger(as: UInt64.self) {

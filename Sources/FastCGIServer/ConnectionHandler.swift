@@ -332,15 +332,15 @@ final class ConnectionHandler<App: Application>: ChannelDuplexHandler, Removable
                 }
             }
         }
-        let contentLength = Self.contentLength(in: variables)
         var environ = Environ(
             variables: variables,
-            input: RequestBody(source: request.body, contentLength: contentLength),
             errors: errors,
             multithread: true,
             multiprocess: server.multiprocess,
             runOnce: false
         )
+        let contentLength = environ.contentLength
+        environ.input = RequestBody(source: request.body, contentLength: contentLength)
         let application: any Application
         if let contentLength, contentLength > server.limits.maxBodyBytes {
             logger.warning("request \(requestID): body of \(contentLength) bytes over the limit, answering 413")
@@ -359,10 +359,6 @@ final class ConnectionHandler<App: Application>: ChannelDuplexHandler, Removable
         // The request may have ended while its task ran up to its first suspension (the
         // connection closed under a write): the cancellation it missed is delivered now.
         if request.isEnded { request.task?.cancel() }
-    }
-
-    private static func contentLength(in variables: CGIVariables) -> Int? {
-        variables["CONTENT_LENGTH"].flatMap { Int(decimalDigits: $0) }
     }
 
     /// Sends response bytes for `request` as `FCGI_STDOUT`; flushes unless more follows at once.

@@ -9,7 +9,8 @@ public struct Response: Sendable {
     /// The HTTP status. Sent to the web server as a `Status:` line.
     public var status: HTTPResponse.Status
     /// The response headers. Hop-by-hop headers (`Connection`, `Transfer-Encoding` …) belong
-    /// to the web server and are dropped; `Content-Length` is added for in-memory bodies.
+    /// to the web server and are dropped; `Content-Length` is added whenever the body's length
+    /// is known (in-memory bodies, and streams made with a `contentLength`).
     public var headers: HTTPFields
     /// The body: bytes in memory, or a writer that streams.
     public var body: ResponseBody

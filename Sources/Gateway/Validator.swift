@@ -95,9 +95,6 @@ public struct Validator: Middleware {
         if scheme != "http", scheme != "https" {
             fail("the URL scheme is \(quoted(scheme)), not http or https (REQUEST_SCHEME/HTTPS)")
         }
-        for name in ["HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"] where environ.variables.contains(name) {
-            fail("\(name) is present; it must only appear as \(name.dropFirst(5))")
-        }
         for index in environ.variables.indices where environ.variables.name(at: index).isEmpty {
             fail("variable \(index) has an empty name")
         }
