@@ -87,6 +87,9 @@ struct FastCGIThroughWebServers {
                 #expect(split["SCRIPT_NAME"] == "/app")
                 #expect(split["PATH_INFO"] == "/users/environ")
                 #expect(split["QUERY_STRING"] == "id=7")
+                // /application is not under /app: the root location serves it.
+                let other = try await send(port: port, "GET", "/application/environ").environ()
+                #expect(other["SCRIPT_NAME"] == "" && other["PATH_INFO"] == "/application/environ", "\(other)")
             }
 
             #expect(try await send(port: port, "GET", "/status/418").status == 418)
