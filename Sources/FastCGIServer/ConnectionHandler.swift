@@ -218,7 +218,8 @@ final class ConnectionHandler<App: Application>: ChannelDuplexHandler, Removable
             guard let request = requests[id], !request.isStarted else { return }
             start(request, variables: CGIVariables(storage: pairs.storage, layout: pairs.layout), context: context)
         case .stdin(let id, let bytes):
-            guard let request = requests[id] else { return }
+            // An ended request's body is no longer read (a 413 answered, an early answer).
+            guard let request = requests[id], !request.isEnded else { return }
             request.stdinBytes += bytes.readableBytes
             guard request.stdinBytes <= server.limits.maxBodyBytes else {
                 // Only a body without a CONTENT_LENGTH gets here (a larger declared one is
