@@ -220,14 +220,16 @@ final class ConnectionHandler<App: Application>: ChannelDuplexHandler, Removable
         case .stdin(let id, let bytes):
             // An ended request's body is no longer read (a 413 answered, an early answer).
             guard let request = requests[id], !request.isEnded else { return }
+            let maximum = server.limits.maxBodyBytes
+            let wasWithinLimit = request.stdinBytes <= maximum
             request.stdinBytes += bytes.readableBytes
-            guard request.stdinBytes <= server.limits.maxBodyBytes else {
+            guard request.stdinBytes <= maximum else {
                 // Only a body without a CONTENT_LENGTH gets here (a larger declared one is
                 // answered 413 up front): its reader gets the error, which becomes a 413 too.
-                if !request.bodyOverLimit {
-                    request.bodyOverLimit = true
-                    logger.warning("request \(id): body over the limit of \(server.limits.maxBodyBytes) bytes")
-                    if request.body.fail(RequestBodyTooLarge(maximum: server.limits.maxBodyBytes)) { bodyDrained() }
+                // Once over, the rest of the body is dropped.
+                if wasWithinLimit {
+                    logger.warning("request \(id): body over the limit of \(maximum) bytes")
+                    if request.body.fail(RequestBodyTooLarge(maximum: maximum)) { bodyDrained() }
                 }
                 return
             }

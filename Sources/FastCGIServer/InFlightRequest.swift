@@ -16,8 +16,6 @@ final class InFlightRequest {
     var stdinEnded = false
     /// `FCGI_STDIN` bytes received so far, counted against `ServerLimits.maxBodyBytes`.
     var stdinBytes = 0
-    /// The body passed `ServerLimits.maxBodyBytes`; the rest of it is dropped.
-    var bodyOverLimit = false
 
     init(id: UInt16, keepConnection: Bool, body: StdinBodySource) {
         self.id = id
