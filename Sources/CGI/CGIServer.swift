@@ -8,7 +8,7 @@ import Musl
 import Darwin
 #endif
 
-/// Runs an ``Application`` once as a CGI/1.1 process (RFC 3875).
+/// Runs an ``GatewayApplication`` once as a CGI/1.1 process (RFC 3875).
 ///
 /// The process environment becomes the ``Environ``'s variables (in environment order),
 /// standard input the request body (never read past `CONTENT_LENGTH`; no `CONTENT_LENGTH`
@@ -28,7 +28,7 @@ public enum CGIServer {
     /// the process was started by hand from a terminal (no `REQUEST_METHOD`, standard input
     /// a terminal), after printing how to run it. `SIGPIPE` is ignored so a closed standard
     /// output shows up as a write error instead of killing the process.
-    nonisolated(nonsending) public static func run(_ application: some Application) async -> Int32 {
+    nonisolated(nonsending) public static func run(_ application: some GatewayApplication) async -> Int32 {
         if getenv("REQUEST_METHOD") == nil, isatty(0) != 0 {
             let name = CommandLine.arguments.first ?? "app"
             writeAll(2, Array(usage(programName: name).utf8))
@@ -40,7 +40,7 @@ public enum CGIServer {
     /// Serves one request with explicit variables and file descriptors: what ``run(_:)`` does
     /// after reading its environment, for tests and for programs that prepare their own.
     nonisolated(nonsending) public static func run(
-        _ application: some Application,
+        _ application: some GatewayApplication,
         variables: CGIVariables,
         input: Int32 = 0,
         output: Int32 = 1,
@@ -58,7 +58,7 @@ public enum CGIServer {
         var body: DescriptorBodySource?
         if let length = environ.contentLength, length > 0 {
             body = DescriptorBodySource(fd: input, length: length)
-            environ.input = RequestBody(source: body!, contentLength: length)
+            environ.input = GatewayRequestBody(source: body!, contentLength: length)
         }
         var writer = DescriptorOutput(fd: output, input: body)
         switch await ResponseDriver.run(application, environ: environ, output: &writer) {

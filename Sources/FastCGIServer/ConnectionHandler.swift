@@ -9,7 +9,7 @@ import NIOCore
 /// that same loop, so their writes land here without locks or hops. Reading pauses while a
 /// request's unread body is over its bound, and response writes wait while the socket is not
 /// writable: memory stays bounded both ways.
-final class ConnectionHandler<App: Application>: ChannelDuplexHandler, RemovableChannelHandler {
+final class ConnectionHandler<App: GatewayApplication>: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -343,8 +343,8 @@ final class ConnectionHandler<App: Application>: ChannelDuplexHandler, Removable
             runOnce: false
         )
         let contentLength = environ.contentLength
-        environ.input = RequestBody(source: request.body, contentLength: contentLength)
-        let application: any Application
+        environ.input = GatewayRequestBody(source: request.body, contentLength: contentLength)
+        let application: any GatewayApplication
         if let contentLength, contentLength > server.limits.maxBodyBytes {
             logger.warning("request \(requestID): body of \(contentLength) bytes over the limit, answering 413")
             environ.input = .empty
@@ -533,7 +533,7 @@ final class ConnectionHandler<App: Application>: ChannelDuplexHandler, Removable
 }
 
 /// A request's `ResponseOutput`: response bytes become `FCGI_STDOUT` records on its connection.
-struct FastCGIResponseOutput<App: Application>: ResponseOutput {
+struct FastCGIResponseOutput<App: GatewayApplication>: ResponseOutput {
     let connection: NIOLoopBound<ConnectionHandler<App>>
     let request: NIOLoopBound<InFlightRequest>
 

@@ -13,13 +13,13 @@ import Musl
 import Darwin
 #endif
 
-/// Runs a Gateway ``Application`` for the FastCGI connections of a web server.
+/// Runs a Gateway ``GatewayApplication`` for the FastCGI connections of a web server.
 ///
 /// A swift-service-lifecycle `Service`: in a `ServiceGroup` configured with
 /// `gracefulShutdownSignals: [.sigterm, .sigint]` (as `serve` sets it up), those signals stop
 /// it gracefully: no new connections, in-flight requests finish within
 /// ``Configuration/shutdownGracePeriod``, then it returns.
-public struct FastCGIServer<App: Application>: Service {
+public struct FastCGIServer<App: GatewayApplication>: Service {
     /// How and where the server runs.
     public struct Configuration: Sendable {
         /// Where to listen.

@@ -16,7 +16,7 @@ public struct Environ: Sendable {
     /// whole. Applications read ``variables``.
     public let receivedVariables: CGIVariables
     /// The request body (`wsgi.input`), never longer than `CONTENT_LENGTH`.
-    public var input: RequestBody
+    public var input: GatewayRequestBody
     /// The web server's error log (`wsgi.errors`).
     public var errors: ErrorStream
     /// The interface version this environ follows.
@@ -31,7 +31,7 @@ public struct Environ: Sendable {
     /// Creates an environ; servers call this once per request.
     public init(
         variables: CGIVariables,
-        input: RequestBody = .empty,
+        input: GatewayRequestBody = .empty,
         errors: ErrorStream = .discarding,
         multithread: Bool,
         multiprocess: Bool,

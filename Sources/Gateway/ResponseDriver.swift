@@ -44,11 +44,11 @@ public enum ResponseDriver {
 
     /// Calls `application` with `environ` and sends its response to `output`.
     nonisolated(nonsending) public static func run<Output: ResponseOutput>(
-        _ application: some Application,
+        _ application: some GatewayApplication,
         environ: Environ,
         output: inout Output
     ) async -> ResponseOutcome {
-        let response: Response
+        let response: GatewayResponse
         do {
             response = try await application.respond(to: environ)
         } catch {
@@ -71,7 +71,7 @@ public enum ResponseDriver {
             // A reference: whether the head went out is known here whatever the body (or a
             // middleware around it) did with its copy of the writer, and however it ended.
             let finished = HeadDeferringWriter(output: output, pendingHead: head)
-            var writer: any ResponseBodyWriter = finished
+            var writer: any GatewayResponseBodyWriter = finished
             var thrown: (any Error)?
             do {
                 try await write(&writer)
@@ -131,7 +131,7 @@ public enum ResponseDriver {
 
 /// Holds the head back until the first non-empty body write, so an empty write never
 /// produces an empty record (which would end a FastCGI stream early).
-final class HeadDeferringWriter<Output: ResponseOutput>: ResponseBodyWriter {
+final class HeadDeferringWriter<Output: ResponseOutput>: GatewayResponseBodyWriter {
     var output: Output
     var pendingHead: [UInt8]?
     var outputFailed = false

@@ -24,7 +24,7 @@ public final class FastCGIInProcessServer: Sendable {
 
     /// Starts `application` with `limits`, playing `roles`, and returns once it accepts
     /// connections (at most 10 s).
-    public static func start<App: Application>(
+    public static func start<App: GatewayApplication>(
         _ application: App,
         limits: ServerLimits = ServerLimits(),
         shutdownGracePeriod: Duration = .seconds(2),

@@ -4,7 +4,7 @@ import Synchronization
 /// Calls an application in this process: builds the environ a CGI server would (from
 /// ``CGIEnvironment``), runs it through ``ResponseDriver`` into memory and parses the CGI
 /// output, so status, headers and body are exactly what a server would send on.
-public struct InProcessTransport<App: Application>: GatewayTransport {
+public struct InProcessTransport<App: GatewayApplication>: GatewayTransport {
     public let name = "in-process"
     /// The application under test.
     public let application: App
@@ -28,7 +28,7 @@ public struct InProcessTransport<App: Application>: GatewayTransport {
         let variables = CGIVariables(environment.variables(for: request).map { ($0.name, $0.value) })
         let environ = Environ(
             variables: variables,
-            input: RequestBody(bytes: request.body),
+            input: GatewayRequestBody(bytes: request.body),
             errors: errors.stream,
             multithread: true,
             multiprocess: false,

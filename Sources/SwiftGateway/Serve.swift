@@ -28,7 +28,7 @@ import Darwin
 /// `Variable-NAME:` headers become variables of the request Apache then serves; any other
 /// status refuses it). Other roles are refused with `FCGI_UNKNOWN_ROLE`.
 nonisolated(nonsending) public func serve(
-    _ application: some Application,
+    _ application: some GatewayApplication,
     roles: Set<Role> = [.responder]
 ) async -> Never {
     signal(SIGPIPE, SIG_IGN)
@@ -64,7 +64,7 @@ nonisolated(nonsending) public func serve(
 }
 
 private func runFastCGI(
-    _ application: some Application,
+    _ application: some GatewayApplication,
     address: ListenAddress,
     options: ServeOptions,
     roles: Set<Role>

@@ -14,7 +14,7 @@ await serve(roles: [.authorizer]) { environ in
     guard environ["HTTP_X_TOKEN"] == "letmein" else {
         return .text("Forbidden\n", status: .forbidden)
     }
-    var allowed = Response(status: .ok)
+    var allowed = GatewayResponse(status: .ok)
     allowed.headers[HTTPField.Name("Variable-USER")!] = "alice"
     return allowed
 }

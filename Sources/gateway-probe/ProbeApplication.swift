@@ -4,16 +4,16 @@ import Gateway
 ///
 /// Routes on the end of SCRIPT_NAME + PATH_INFO, so it answers the same under any nginx
 /// location prefix (`/bench/hello` is `/hello`).
-struct ProbeApplication: Application {
-    private static let hello = Response(
+struct ProbeApplication: GatewayApplication {
+    private static let hello = GatewayResponse(
         status: .ok,
         headers: [.contentType: "text/plain"],
-        body: ResponseBody(string: "Hello, world!")
+        body: GatewayResponseBody(string: "Hello, world!")
     )
     private static let bigChunk = [UInt8](repeating: UInt8(ascii: "x"), count: 64 * 1024)
     private static let maxStreamChunk = 16 << 20
 
-    nonisolated(nonsending) func respond(to environ: Environ) async throws -> Response {
+    nonisolated(nonsending) func respond(to environ: Environ) async throws -> GatewayResponse {
         let components = environ.path.split(separator: "/", omittingEmptySubsequences: true)
         guard let last = components.last else { return .status(.notFound) }
         if components.count >= 2, components[components.count - 2] == "status" {
@@ -34,23 +34,29 @@ struct ProbeApplication: Application {
 
     /// The body back, byte for byte. Read in full before answering, so a client that
     /// writes its whole body before reading the response never deadlocks.
-    private func echo(_ environ: Environ) async throws -> Response {
+    private func echo(_ environ: Environ) async throws -> GatewayResponse {
         var body: [UInt8] = []
         // Reserved up to 64 MiB: CONTENT_LENGTH is the client's word, not yet the body.
         if let length = environ.contentLength { body.reserveCapacity(min(length, 64 << 20)) }
         for try await chunk in environ.input {
             if body.isEmpty { body = chunk } else { body.append(contentsOf: chunk) }
         }
-        return Response(headers: [.contentType: "application/octet-stream"], body: ResponseBody(bytes: body))
+        return GatewayResponse(
+            headers: [.contentType: "application/octet-stream"],
+            body: GatewayResponseBody(bytes: body)
+        )
     }
 
-    private func environment(_ environ: Environ) async throws -> Response {
+    private func environment(_ environ: Environ) async throws -> GatewayResponse {
         try await environ.input.discard()
         var json = JSONObjectWriter()
         // PROBE.md: every param exactly as received, the HTTP_CONTENT_* duplicates included.
         for (name, value) in environ.receivedVariables { json.add(name, value) }
         json.add("url_scheme", Self.urlScheme(environ))
-        return Response(headers: [.contentType: "application/json"], body: ResponseBody(string: json.finish()))
+        return GatewayResponse(
+            headers: [.contentType: "application/json"],
+            body: GatewayResponseBody(string: json.finish())
+        )
     }
 
     /// PROBE.md's rule, word for word: `https` when `HTTPS` is `on` or `1` or `REQUEST_SCHEME`
@@ -62,7 +68,7 @@ struct ProbeApplication: Application {
         return https == "on" || https == "1" || scheme == "https" ? "https" : "http"
     }
 
-    private func stream(_ query: Query) -> Response {
+    private func stream(_ query: Query) -> GatewayResponse {
         let count = query.integer("n") ?? 1
         let size = query.integer("size") ?? 1
         let delay = query.integer("delay_ms") ?? 0
@@ -72,9 +78,9 @@ struct ProbeApplication: Application {
             return .text("size must be at most \(Self.maxStreamChunk) and n × size fit 64 bits\n", status: .badRequest)
         }
         let chunk = [UInt8](repeating: UInt8(ascii: "x"), count: size)
-        return Response(
+        return GatewayResponse(
             headers: [.contentType: "application/octet-stream"],
-            body: ResponseBody(contentLength: total) { writer in
+            body: GatewayResponseBody(contentLength: total) { writer in
                 for index in 0..<count {
                     if index > 0, delay > 0 { try await Task.sleep(for: .milliseconds(delay)) }
                     try await writer.write(chunk)
@@ -83,24 +89,24 @@ struct ProbeApplication: Application {
         )
     }
 
-    private func status(code: Substring) -> Response {
+    private func status(code: Substring) -> GatewayResponse {
         guard let value = Int(decimalDigits: String(code)), (200...599).contains(value) else {
             return .status(.notFound)
         }
         return .status(.init(code: value))
     }
 
-    private func slow(_ query: Query) async throws -> Response {
+    private func slow(_ query: Query) async throws -> GatewayResponse {
         try await Task.sleep(for: .milliseconds(query.integer("ms") ?? 0))
-        return Response(headers: [.contentType: "text/plain"], body: ResponseBody(string: "done"))
+        return GatewayResponse(headers: [.contentType: "text/plain"], body: GatewayResponseBody(string: "done"))
     }
 
-    private func big(_ query: Query) -> Response {
+    private func big(_ query: Query) -> GatewayResponse {
         let total = query.integer("bytes") ?? 64 << 20
         let chunk = Self.bigChunk
-        return Response(
+        return GatewayResponse(
             headers: [.contentType: "application/octet-stream"],
-            body: ResponseBody(contentLength: total) { writer in
+            body: GatewayResponseBody(contentLength: total) { writer in
                 var left = total
                 while left > 0 {
                     let size = min(left, chunk.count)
@@ -111,9 +117,9 @@ struct ProbeApplication: Application {
         )
     }
 
-    private func count(_ environ: Environ) async throws -> Response {
+    private func count(_ environ: Environ) async throws -> GatewayResponse {
         let total = try await environ.input.discard()
-        return Response(headers: [.contentType: "text/plain"], body: ResponseBody(string: String(total)))
+        return GatewayResponse(headers: [.contentType: "text/plain"], body: GatewayResponseBody(string: String(total)))
     }
 }
 

@@ -11,9 +11,9 @@ struct Hello {
                 return .text("Hello, world!")
 
             case "/echo":  // Streams the request body back, chunk by chunk, as it arrives.
-                return Response(
+                return GatewayResponse(
                     headers: [.contentType: "application/octet-stream"],
-                    body: ResponseBody(contentLength: environ.contentLength) { writer in
+                    body: GatewayResponseBody(contentLength: environ.contentLength) { writer in
                         for try await chunk in environ.input {
                             try await writer.write(chunk)
                         }
@@ -27,7 +27,10 @@ struct Hello {
                     json += "\(jsonString(name)): \(jsonString(value)), "
                 }
                 json += "\"url_scheme\": \(jsonString(environ.urlScheme))}\n"
-                return Response(headers: [.contentType: "application/json"], body: ResponseBody(string: json))
+                return GatewayResponse(
+                    headers: [.contentType: "application/json"],
+                    body: GatewayResponseBody(string: json)
+                )
 
             case "/error":
                 throw HelloError.requested

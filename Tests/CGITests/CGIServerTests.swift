@@ -34,9 +34,9 @@ struct CGIServerTests {
     }
 
     let echo = ClosureApplication { environ in
-        Response(
+        GatewayResponse(
             headers: [.contentType: "application/octet-stream"],
-            body: ResponseBody { writer in
+            body: GatewayResponseBody { writer in
                 for try await chunk in environ.input {
                     #expect(chunk.count <= 65536)
                     try await writer.write(chunk)
@@ -106,9 +106,9 @@ struct CGIServerTests {
         defer { [output, error].forEach { close($0) } }
         struct Broken: Error {}
         let app = ClosureApplication { _ in
-            Response(
+            GatewayResponse(
                 headers: [.contentType: "text/plain"],
-                body: ResponseBody { writer in
+                body: GatewayResponseBody { writer in
                     try await writer.write("half")
                     throw Broken()
                 }

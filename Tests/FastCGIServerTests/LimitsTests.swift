@@ -6,14 +6,14 @@ import NIOCore
 import Testing
 
 /// A small application for in-process servers: `/slow` sleeps 500 ms, `/echo` echoes, the rest says hello.
-struct LimitsTestApp: Application {
-    nonisolated(nonsending) func respond(to environ: Environ) async throws -> Response {
+struct LimitsTestApp: GatewayApplication {
+    nonisolated(nonsending) func respond(to environ: Environ) async throws -> GatewayResponse {
         switch environ.path {
         case "/slow":
             try await Task.sleep(for: .milliseconds(500))
             return .text("done")
         case "/echo":
-            return Response(body: ResponseBody(bytes: try await environ.input.collect(upTo: 1 << 24)))
+            return GatewayResponse(body: GatewayResponseBody(bytes: try await environ.input.collect(upTo: 1 << 24)))
         default:
             return .text("hello")
         }

@@ -3,12 +3,12 @@ import GatewayTesting
 import HTTPTypes
 import Testing
 
-@Suite("RequestBody")
+@Suite("GatewayRequestBody")
 struct RequestBodyTests {
     @Test func aBodyEndingBeforeContentLengthThrows() async throws {
-        let short = RequestBody(source: ChunkSource([[1, 2], [3]]), contentLength: 10)
+        let short = GatewayRequestBody(source: ChunkSource([[1, 2], [3]]), contentLength: 10)
         await #expect(throws: RequestBodyIncomplete.self) { try await short.collect(upTo: 100) }
-        var iterator = RequestBody(source: ChunkSource([[1, 2, 3]]), contentLength: 5).makeAsyncIterator()
+        var iterator = GatewayRequestBody(source: ChunkSource([[1, 2, 3]]), contentLength: 5).makeAsyncIterator()
         #expect(try await iterator.next() == [1, 2, 3])
         do {
             _ = try await iterator.next()
@@ -19,13 +19,15 @@ struct RequestBodyTests {
         }
         // Without CONTENT_LENGTH the stream's end is the body's end.
         #expect(
-            try await RequestBody(source: ChunkSource([[1], [2]]), contentLength: nil).collect(upTo: 10) == [1, 2]
+            try await GatewayRequestBody(source: ChunkSource([[1], [2]]), contentLength: nil).collect(upTo: 10) == [
+                1, 2,
+            ]
         )
     }
 
     @Test func neverYieldsMoreThanContentLength() async throws {
         let source = ChunkSource([Array("hello".utf8), Array(" world".utf8), Array("!!!".utf8)])
-        let body = RequestBody(source: source, contentLength: 7)
+        let body = GatewayRequestBody(source: source, contentLength: 7)
         var chunks: [[UInt8]] = []
         for try await chunk in body { chunks.append(chunk) }
         #expect(chunks.map(text) == ["hello", " w"])
@@ -35,28 +37,28 @@ struct RequestBodyTests {
 
     @Test func zeroContentLengthReadsNothing() async throws {
         let source = ChunkSource([Array("unexpected".utf8)])
-        #expect(try await RequestBody(source: source, contentLength: 0).collect(upTo: 100) == [])
+        #expect(try await GatewayRequestBody(source: source, contentLength: 0).collect(upTo: 100) == [])
         #expect(source.reads == 0)
     }
 
     @Test func withoutContentLengthReadsToTheEnd() async throws {
-        let body = RequestBody(source: ChunkSource([[1, 2], [3]]), contentLength: nil)
+        let body = GatewayRequestBody(source: ChunkSource([[1, 2], [3]]), contentLength: nil)
         #expect(try await body.collect(upTo: 10) == [1, 2, 3])
     }
 
     @Test func collectEnforcesItsLimit() async throws {
-        let exact = RequestBody(source: ChunkSource([[1, 2], [3, 4]]), contentLength: 4)
+        let exact = GatewayRequestBody(source: ChunkSource([[1, 2], [3, 4]]), contentLength: 4)
         #expect(try await exact.collect(upTo: 4) == [1, 2, 3, 4])
-        let over = RequestBody(source: ChunkSource([[1, 2], [3, 4]]), contentLength: 4)
+        let over = GatewayRequestBody(source: ChunkSource([[1, 2], [3, 4]]), contentLength: 4)
         await #expect(throws: RequestBodyTooLarge.self) { try await over.collect(upTo: 3) }
-        let firstChunkTooLarge = RequestBody(source: ChunkSource([[1, 2, 3, 4, 5]]), contentLength: nil)
+        let firstChunkTooLarge = GatewayRequestBody(source: ChunkSource([[1, 2, 3, 4, 5]]), contentLength: nil)
         await #expect(throws: RequestBodyTooLarge.self) { try await firstChunkTooLarge.collect(upTo: 3) }
     }
 
     @Test func discardCountsAndInMemoryBodies() async throws {
-        #expect(try await RequestBody(bytes: [1, 2, 3]).discard() == 3)
-        #expect(try await RequestBody.empty.collect(upTo: 0) == [])
-        #expect(try await RequestBody(bytes: Array(repeating: 7, count: 100)).collect(upTo: 100).count == 100)
+        #expect(try await GatewayRequestBody(bytes: [1, 2, 3]).discard() == 3)
+        #expect(try await GatewayRequestBody.empty.collect(upTo: 0) == [])
+        #expect(try await GatewayRequestBody(bytes: Array(repeating: 7, count: 100)).collect(upTo: 100).count == 100)
     }
 }
 

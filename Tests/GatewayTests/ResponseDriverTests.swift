@@ -7,9 +7,9 @@ struct Failure: Error, CustomStringConvertible {
     var description: String { "the failure" }
 }
 
-func streaming(_ write: @escaping ResponseBody.Writer) -> ClosureApplication {
+func streaming(_ write: @escaping GatewayResponseBody.Writer) -> ClosureApplication {
     ClosureApplication { _ in
-        Response(headers: [.contentType: "text/plain"], body: ResponseBody(write))
+        GatewayResponse(headers: [.contentType: "text/plain"], body: GatewayResponseBody(write))
     }
 }
 
@@ -82,10 +82,10 @@ struct ResponseDriverTests {
     @Test func aBodyTooLargeEscapingBeforeTheHeadBecomesA413() async {
         let errors = ErrorCollector()
         let app = ClosureApplication { environ in
-            Response(body: ResponseBody(bytes: try await environ.input.collect(upTo: 4)))
+            GatewayResponse(body: GatewayResponseBody(bytes: try await environ.input.collect(upTo: 4)))
         }
         var request = environ(["REQUEST_METHOD": "POST", "PATH_INFO": "/"], errors: errors.stream)
-        request.input = RequestBody(bytes: Array("too long".utf8))
+        request.input = GatewayRequestBody(bytes: Array("too long".utf8))
         let (outcome, output) = await drive(app, environ: request)
         guard case .completed = outcome else { Issue.record("\(outcome)"); return }
         let response = try? ResponseParser.parseCGI(output.bytes)
@@ -140,18 +140,24 @@ struct ResponseDriverTests {
 
     @Test func streamWithKnownLengthSendsContentLength() async {
         let app = ClosureApplication { _ in
-            Response(headers: [.contentType: "a/b"], body: ResponseBody(contentLength: 3) { try await $0.write("abc") })
+            GatewayResponse(
+                headers: [.contentType: "a/b"],
+                body: GatewayResponseBody(contentLength: 3) { try await $0.write("abc") }
+            )
         }
         let (_, output) = await drive(app)
         #expect(text(output.bytes) == "Status: 200 OK\r\nContent-Type: a/b\r\nContent-Length: 3\r\n\r\nabc")
     }
 }
 
-@Suite("Middleware")
+@Suite("GatewayMiddleware")
 struct MiddlewareTests {
-    struct Tag: Middleware {
+    struct Tag: GatewayMiddleware {
         let name: String
-        nonisolated(nonsending) func respond(to environ: Environ, next: some Application) async throws -> Response {
+        nonisolated(nonsending) func respond(
+            to environ: Environ,
+            next: some GatewayApplication
+        ) async throws -> GatewayResponse {
             environ.errors.write("enter \(name)")
             var response = try await next.respond(to: environ)
             response.headers.append(HTTPField(name: HTTPField.Name("X-Trace")!, value: name))
@@ -182,9 +188,9 @@ struct MiddlewareTests {
 
     /// A middleware outside the Gateway module that rewrites a body it did not make, with
     /// public API only: the way compression or access-log byte counts are written.
-    struct UppercaseBody: Middleware {
-        struct Uppercasing: ResponseBodyWriter {
-            var wrapped: any ResponseBodyWriter
+    struct UppercaseBody: GatewayMiddleware {
+        struct Uppercasing: GatewayResponseBodyWriter {
+            var wrapped: any GatewayResponseBodyWriter
             let counted: ErrorCollector
             nonisolated(nonsending) mutating func write(_ bytes: [UInt8]) async throws {
                 counted.stream.write("\(bytes.count)")
@@ -193,11 +199,14 @@ struct MiddlewareTests {
         }
 
         let counted: ErrorCollector
-        nonisolated(nonsending) func respond(to environ: Environ, next: some Application) async throws -> Response {
+        nonisolated(nonsending) func respond(
+            to environ: Environ,
+            next: some GatewayApplication
+        ) async throws -> GatewayResponse {
             var response = try await next.respond(to: environ)
             let inner = response.body
             let counted = self.counted
-            response.body = ResponseBody(contentLength: inner.contentLength) { writer in
+            response.body = GatewayResponseBody(contentLength: inner.contentLength) { writer in
                 var uppercasing = Uppercasing(wrapped: writer, counted: counted)
                 defer { writer = uppercasing.wrapped }
                 try await inner.write(to: &uppercasing)
@@ -209,9 +218,9 @@ struct MiddlewareTests {
     @Test func middlewareRewritesStreamingAndInMemoryBodies() async throws {
         let counted = ErrorCollector()
         let streaming = ClosureApplication { _ in
-            Response(
+            GatewayResponse(
                 headers: [.contentType: "text/plain"],
-                body: ResponseBody { writer in
+                body: GatewayResponseBody { writer in
                     try await writer.write("hello, ")
                     try await writer.write("stream")
                 }
@@ -232,18 +241,18 @@ struct MiddlewareTests {
         // A middleware that never hands the server's writer back, and one that replaces it
         // with a writer of its own: the driver still knows the head went out, so it cuts the
         // response short instead of writing a second head (a 500) into the body.
-        struct Forwarding: ResponseBodyWriter {
-            var wrapped: any ResponseBodyWriter
+        struct Forwarding: GatewayResponseBodyWriter {
+            var wrapped: any GatewayResponseBodyWriter
             nonisolated(nonsending) mutating func write(_ bytes: [UInt8]) async throws {
                 try await wrapped.write(bytes)
             }
         }
-        let keepsTheWriter: ResponseBody.Writer = { writer in
+        let keepsTheWriter: GatewayResponseBody.Writer = { writer in
             var forwarding = Forwarding(wrapped: writer)
             try await forwarding.write("first")
             throw Failure()
         }
-        let replacesTheWriter: ResponseBody.Writer = { writer in
+        let replacesTheWriter: GatewayResponseBody.Writer = { writer in
             var forwarding = Forwarding(wrapped: writer)
             writer = forwarding
             try await forwarding.write("first")
@@ -251,20 +260,20 @@ struct MiddlewareTests {
         }
         for body in [keepsTheWriter, replacesTheWriter] {
             let app = ClosureApplication { _ in
-                Response(headers: [.contentType: "text/plain"], body: ResponseBody(body))
+                GatewayResponse(headers: [.contentType: "text/plain"], body: GatewayResponseBody(body))
             }
             let (outcome, output) = await drive(app)
             guard case .applicationFailed(headSent: true) = outcome else { Issue.record("\(outcome)"); continue }
             #expect(text(output.bytes) == "Status: 200 OK\r\nContent-Type: text/plain\r\n\r\nfirst")
             // The same through the validator, which wraps the writer too.
-            let (validated, validatedOutput) = await drive(app.wrapped(in: Validator()))
+            let (validated, validatedOutput) = await drive(app.wrapped(in: GatewayValidator()))
             guard case .applicationFailed(headSent: true) = validated else { Issue.record("\(validated)"); continue }
             #expect(text(validatedOutput.bytes).hasSuffix("\r\n\r\nfirst"))
         }
     }
 
     @Test func inMemoryBodiesExposeTheirBytes() {
-        #expect(ResponseBody(string: "abc").bytes == Array("abc".utf8))
-        #expect(ResponseBody { try await $0.write("abc") }.bytes == nil)
+        #expect(GatewayResponseBody(string: "abc").bytes == Array("abc".utf8))
+        #expect(GatewayResponseBody { try await $0.write("abc") }.bytes == nil)
     }
 }

@@ -9,7 +9,7 @@ func environ(
 ) -> Environ {
     Environ(
         variables: CGIVariables(pairs.map { ($0.key, $0.value) }),
-        input: RequestBody(bytes: body),
+        input: GatewayRequestBody(bytes: body),
         errors: errors,
         multithread: false,
         multiprocess: true,
@@ -32,7 +32,7 @@ final class ChunkSource: RequestBodySource, @unchecked Sendable {
 
 /// Runs `application` through the ResponseDriver into memory.
 func drive(
-    _ application: some Application,
+    _ application: some GatewayApplication,
     environ: Environ = environ(["REQUEST_METHOD": "GET", "PATH_INFO": "/"]),
     output: MemoryOutput = MemoryOutput()
 ) async -> (ResponseOutcome, MemoryOutput) {

@@ -4,12 +4,12 @@ import HTTPTypes
 import Synchronization
 import Testing
 
-/// Collects violations reported by a Validator.
+/// Collects violations reported by a GatewayValidator.
 final class Violations: Sendable {
-    private let found = Mutex<[Validator.Violation]>([])
-    var all: [Validator.Violation] { found.withLock { $0 } }
+    private let found = Mutex<[GatewayValidator.Violation]>([])
+    var all: [GatewayValidator.Violation] { found.withLock { $0 } }
     var messages: [String] { all.map(\.message) }
-    func handler() -> Validator.Handler { { violation, _ in self.found.withLock { $0.append(violation) } } }
+    func handler() -> GatewayValidator.Handler { { violation, _ in self.found.withLock { $0.append(violation) } } }
 }
 
 let validEnviron: KeyValuePairs<String, String> = [
@@ -17,16 +17,16 @@ let validEnviron: KeyValuePairs<String, String> = [
     "SCRIPT_NAME": "", "PATH_INFO": "/", "QUERY_STRING": "",
 ]
 
-@Suite("Validator")
+@Suite("GatewayValidator")
 struct ValidatorTests {
     func run(
-        _ response: Response,
+        _ response: GatewayResponse,
         strict: Bool = false,
         environ variables: KeyValuePairs<String, String> = validEnviron
     ) async -> (Violations, ResponseOutcome, MemoryOutput) {
         let violations = Violations()
         let app = ClosureApplication { _ in response }.wrapped(
-            in: Validator(strict: strict, handler: violations.handler())
+            in: GatewayValidator(strict: strict, handler: violations.handler())
         )
         let (outcome, output) = await drive(app, environ: environ(variables))
         return (violations, outcome, output)
@@ -36,9 +36,9 @@ struct ValidatorTests {
         let (violations, outcome, _) = await run(.text("ok"))
         #expect(violations.all.isEmpty)
         guard case .completed = outcome else { Issue.record("\(outcome)"); return }
-        let streamed = Response(
+        let streamed = GatewayResponse(
             headers: [.contentType: "text/plain"],
-            body: ResponseBody(contentLength: 4) { writer in
+            body: GatewayResponseBody(contentLength: 4) { writer in
                 try await writer.write("ab")
                 try await writer.write("cd")
             }
@@ -49,13 +49,13 @@ struct ValidatorTests {
     }
 
     @Test func requiredVariables() {
-        let messages = Validator.check(environ([:])).map(\.message)
+        let messages = GatewayValidator.check(environ([:])).map(\.message)
         #expect(messages.contains("REQUEST_METHOD is missing"))
         #expect(messages.contains("SERVER_NAME is missing"))
         #expect(messages.contains("SERVER_PORT is missing"))
         #expect(messages.contains("SERVER_PROTOCOL is missing"))
-        #expect(Validator.check(environ(validEnviron)).isEmpty)
-        #expect(Validator.check(environ(validEnviron)).allSatisfy { $0.side == .server })
+        #expect(GatewayValidator.check(environ(validEnviron)).isEmpty)
+        #expect(GatewayValidator.check(environ(validEnviron)).allSatisfy { $0.side == .server })
     }
 
     func violations(adding name: String, _ value: String) -> [String] {
@@ -67,7 +67,7 @@ struct ValidatorTests {
             multiprocess: true,
             runOnce: true
         )
-        return Validator.check(environ).map(\.message)
+        return GatewayValidator.check(environ).map(\.message)
     }
 
     @Test func methodAndPort() {
@@ -116,7 +116,7 @@ struct ValidatorTests {
         environ.multithread = true
         environ.version.major = 2
         #expect(
-            Validator.check(environ).map(\.message) == [
+            GatewayValidator.check(environ).map(\.message) == [
                 "version is 2.0, this library implements 1.0",
                 "runOnce and multithread are both true: a process that serves one request runs no other",
             ]
@@ -125,7 +125,7 @@ struct ValidatorTests {
 
     @Test func environViolationsGoToTheErrorStreamByDefault() async {
         let errors = ErrorCollector()
-        let app = ClosureApplication { _ in .text("ok") }.wrapped(in: Validator())
+        let app = ClosureApplication { _ in .text("ok") }.wrapped(in: GatewayValidator())
         let (outcome, _) = await drive(app, environ: environ(["REQUEST_METHOD": "GET"], errors: errors.stream))
         guard case .completed = outcome else { Issue.record("\(outcome)"); return }
         #expect(errors.messages.count == 3)
@@ -139,7 +139,7 @@ struct ValidatorTests {
             called.withLock { $0 = true }
             return .text("ok")
         }
-        .wrapped(in: Validator(strict: true, handler: violations.handler()))
+        .wrapped(in: GatewayValidator(strict: true, handler: violations.handler()))
         let (outcome, output) = await drive(app, environ: environ(["REQUEST_METHOD": "GET"]))
         guard case .applicationFailed(headSent: false) = outcome else { Issue.record("\(outcome)"); return }
         #expect(!called.withLock { $0 })
@@ -148,10 +148,12 @@ struct ValidatorTests {
     }
 
     @Test func statusRange() async {
-        let (violations, _, _) = await run(Response(status: HTTPResponse.Status(code: 99)))
+        let (violations, _, _) = await run(GatewayResponse(status: HTTPResponse.Status(code: 99)))
         #expect(violations.messages == ["status 99 is outside 100…599"])
         #expect(
-            await run(Response(status: HTTPResponse.Status(code: 600))).0.messages == ["status 600 is outside 100…599"]
+            await run(GatewayResponse(status: HTTPResponse.Status(code: 600))).0.messages == [
+                "status 600 is outside 100…599"
+            ]
         )
         #expect(violations.all.allSatisfy { $0.side == .application })
     }
@@ -160,7 +162,7 @@ struct ValidatorTests {
         var headers: HTTPFields = [.contentType: "text/plain"]
         headers[.connection] = "close"
         headers[.transferEncoding] = "chunked"
-        let (violations, _, _) = await run(Response(headers: headers, body: ResponseBody(string: "x")))
+        let (violations, _, _) = await run(GatewayResponse(headers: headers, body: GatewayResponseBody(string: "x")))
         #expect(
             violations.messages == [
                 "header Connection is hop-by-hop (or CGI's own); the web server owns it and it will be dropped",
@@ -170,24 +172,24 @@ struct ValidatorTests {
     }
 
     @Test func contentLengthMustMatchAnInMemoryBody() async {
-        let response = Response(
+        let response = GatewayResponse(
             headers: [.contentType: "text/plain", .contentLength: "10"],
-            body: ResponseBody(string: "short")
+            body: GatewayResponseBody(string: "short")
         )
         #expect(await run(response).0.messages == ["Content-Length header says 10 but the body's contentLength is 5"])
-        let notANumber = Response(headers: [.contentType: "a/b", .contentLength: "ten"], body: .empty)
+        let notANumber = GatewayResponse(headers: [.contentType: "a/b", .contentLength: "ten"], body: .empty)
         #expect(await run(notANumber).0.messages == ["Content-Length \"ten\" is not a decimal number"])
     }
 
     @Test func contentLengthMustMatchTheBytesStreamed() async {
-        let tooFew = Response(
+        let tooFew = GatewayResponse(
             headers: [.contentType: "text/plain"],
-            body: ResponseBody(contentLength: 10) { try await $0.write("abc") }
+            body: GatewayResponseBody(contentLength: 10) { try await $0.write("abc") }
         )
         #expect(await run(tooFew).0.messages == ["Content-Length is 10 but the body ended after 3 bytes"])
-        let tooMany = Response(
+        let tooMany = GatewayResponse(
             headers: [.contentType: "text/plain", .contentLength: "2"],
-            body: ResponseBody { writer in
+            body: GatewayResponseBody { writer in
                 try await writer.write("ab")
                 try await writer.write("cd")
                 try await writer.write("ef")
@@ -197,9 +199,9 @@ struct ValidatorTests {
     }
 
     @Test func strictStreamingViolationsCutTheResponseBeforeTheExtraBytes() async {
-        let tooMany = Response(
+        let tooMany = GatewayResponse(
             headers: [.contentType: "text/plain"],
-            body: ResponseBody(contentLength: 2) { writer in
+            body: GatewayResponseBody(contentLength: 2) { writer in
                 try await writer.write("ab")
                 try await writer.write("cd")
             }
@@ -211,11 +213,19 @@ struct ValidatorTests {
     }
 
     @Test func noBodyOn1xx204And304() async {
-        let bytes = Response(status: .noContent, headers: [.contentType: "a/b"], body: ResponseBody(string: "x"))
+        let bytes = GatewayResponse(
+            status: .noContent,
+            headers: [.contentType: "a/b"],
+            body: GatewayResponseBody(string: "x")
+        )
         #expect(await run(bytes).0.messages == ["status 204 must not have a body, but it has 1 bytes"])
-        let streamed = Response(status: .notModified, body: ResponseBody { try await $0.write("x") })
+        let streamed = GatewayResponse(status: .notModified, body: GatewayResponseBody { try await $0.write("x") })
         #expect(await run(streamed).0.messages == ["status 304 must not have a body, but one is written"])
-        let declared = Response(status: .noContent, headers: [.contentLength: "4"], body: ResponseBody { _ in })
+        let declared = GatewayResponse(
+            status: .noContent,
+            headers: [.contentLength: "4"],
+            body: GatewayResponseBody { _ in }
+        )
         #expect(
             await run(declared).0.messages == [
                 "status 204 must not have a body, but Content-Length is 4",
@@ -225,22 +235,25 @@ struct ValidatorTests {
     }
 
     @Test func contentTypeWhenThereIsABody() async {
-        let bytes = Response(body: ResponseBody(string: "x"))
+        let bytes = GatewayResponse(body: GatewayResponseBody(string: "x"))
         #expect(await run(bytes).0.messages == ["the body has 1 bytes but there is no Content-Type"])
-        let streamed = Response(
-            body: ResponseBody { writer in
+        let streamed = GatewayResponse(
+            body: GatewayResponseBody { writer in
                 try await writer.write([])
                 try await writer.write("x")
                 try await writer.write("y")
             }
         )
         #expect(await run(streamed).0.messages == ["the body is written but there is no Content-Type"])
-        let empty = Response(body: ResponseBody { try await $0.write([]) })
+        let empty = GatewayResponse(body: GatewayResponseBody { try await $0.write([]) })
         #expect(await run(empty).0.messages.isEmpty)
     }
 
     @Test func strictResponseViolationsBecomeA500BeforeTheHead() async {
-        let (violations, outcome, output) = await run(Response(body: ResponseBody(string: "x")), strict: true)
+        let (violations, outcome, output) = await run(
+            GatewayResponse(body: GatewayResponseBody(string: "x")),
+            strict: true
+        )
         guard case .applicationFailed(headSent: false) = outcome else { Issue.record("\(outcome)"); return }
         #expect(violations.all.count == 1)
         #expect(text(output.bytes).hasPrefix("Status: 500"))

@@ -14,7 +14,7 @@ import Synchronization
 /// problem is also thrown: before the application runs for environ problems (the client gets
 /// a `500`), before the head is sent for response problems (also a `500`), and from the body
 /// writer for body problems (the response is cut short, since its head is already out).
-public struct Validator: Middleware {
+public struct GatewayValidator: GatewayMiddleware {
     /// One broken rule.
     public struct Violation: Error, Sendable, Hashable, CustomStringConvertible {
         /// Which side broke the rule.
@@ -55,11 +55,14 @@ public struct Validator: Middleware {
             }
     }
 
-    nonisolated(nonsending) public func respond(to environ: Environ, next: some Application) async throws -> Response {
-        let environViolations = Validator.check(environ)
+    nonisolated(nonsending) public func respond(
+        to environ: Environ,
+        next: some GatewayApplication
+    ) async throws -> GatewayResponse {
+        let environViolations = GatewayValidator.check(environ)
         try report(environViolations, environ)
         let response = try await next.respond(to: environ)
-        try report(Validator.check(response), environ)
+        try report(GatewayValidator.check(response), environ)
         return wrapBody(of: response, environ: environ)
     }
 
@@ -110,7 +113,7 @@ public struct Validator: Middleware {
     // MARK: The response
 
     /// The rules a response's status and headers break (its body is checked as it is written).
-    public static func check(_ response: Response) -> [Violation] {
+    public static func check(_ response: GatewayResponse) -> [Violation] {
         var found: [Violation] = []
         func fail(_ message: String) { found.append(Violation(.application, message)) }
         let code = response.status.code
@@ -145,20 +148,20 @@ public struct Validator: Middleware {
     }
 
     /// The length the head will announce: the header, else the body's own.
-    static func declaredLength(of response: Response) -> Int? {
+    static func declaredLength(of response: GatewayResponse) -> Int? {
         if let header = response.headers[.contentLength] { return Int(decimalDigits: header) }
         return response.body.contentLength
     }
 
     /// A streaming body is wrapped so its writes are counted and checked as they happen.
-    private func wrapBody(of response: Response, environ: Environ) -> Response {
+    private func wrapBody(of response: GatewayResponse, environ: Environ) -> GatewayResponse {
         guard case .stream(let write) = response.body.content else { return response }
-        let expected = Validator.declaredLength(of: response)
+        let expected = GatewayValidator.declaredLength(of: response)
         let allowsBody = ResponseHead.allowsBody(response.status)
         let hasContentType = response.headers[.contentType] != nil
         let code = response.status.code
         var checked = response
-        checked.body = ResponseBody(contentLength: response.body.contentLength) { writer in
+        checked.body = GatewayResponseBody(contentLength: response.body.contentLength) { writer in
             let counting = CountingWriter(
                 base: writer,
                 expected: expected,
@@ -167,7 +170,7 @@ public struct Validator: Middleware {
                 code: code,
                 report: { try report([$0], environ) }
             )
-            var erased: any ResponseBodyWriter = counting
+            var erased: any GatewayResponseBodyWriter = counting
             // A reference: what it counted and the server's writer it holds survive whatever
             // the body does with `erased` (even replace it) and however it ends.
             defer { writer = counting.base }
@@ -189,23 +192,23 @@ public struct Validator: Middleware {
 }
 
 /// Counts a streaming body's bytes and checks each write before passing it on.
-private final class CountingWriter: ResponseBodyWriter {
-    var base: any ResponseBodyWriter
+private final class CountingWriter: GatewayResponseBodyWriter {
+    var base: any GatewayResponseBodyWriter
     let expected: Int?
     let allowsBody: Bool
     let hasContentType: Bool
     let code: Int
-    let report: (Validator.Violation) throws -> Void
+    let report: (GatewayValidator.Violation) throws -> Void
     var written = 0
     var reportedOverrun = false
 
     init(
-        base: any ResponseBodyWriter,
+        base: any GatewayResponseBodyWriter,
         expected: Int?,
         allowsBody: Bool,
         hasContentType: Bool,
         code: Int,
-        report: @escaping (Validator.Violation) throws -> Void
+        report: @escaping (GatewayValidator.Violation) throws -> Void
     ) {
         self.base = base
         self.expected = expected
@@ -218,15 +221,17 @@ private final class CountingWriter: ResponseBodyWriter {
     nonisolated(nonsending) func write(_ bytes: [UInt8]) async throws {
         if !bytes.isEmpty && written == 0 {
             if !allowsBody {
-                try report(Validator.Violation(.application, "status \(code) must not have a body, but one is written"))
+                try report(
+                    GatewayValidator.Violation(.application, "status \(code) must not have a body, but one is written")
+                )
             } else if !hasContentType {
-                try report(Validator.Violation(.application, "the body is written but there is no Content-Type"))
+                try report(GatewayValidator.Violation(.application, "the body is written but there is no Content-Type"))
             }
         }
         if let expected, written + bytes.count > expected, !reportedOverrun {
             reportedOverrun = true
             try report(
-                Validator.Violation(
+                GatewayValidator.Violation(
                     .application,
                     "Content-Length is \(expected) but \(written + bytes.count) bytes are written"
                 )

@@ -4,16 +4,16 @@
 /// It is `Sendable` because a FastCGI server calls it for many requests at once.
 /// `respond(to:)` is `nonisolated(nonsending)`: it runs on the caller's executor, so a CGI
 /// process never starts the global executor's threads it does not need.
-public protocol Application: Sendable {
+public protocol GatewayApplication: Sendable {
     /// Answers one request. A thrown error becomes a `500` (logged to `environ.errors`,
     /// never shown to the client) and the server keeps serving.
-    nonisolated(nonsending) func respond(to environ: Environ) async throws -> Response
+    nonisolated(nonsending) func respond(to environ: Environ) async throws -> GatewayResponse
 }
 
 /// An application made from a closure, for the common case where a type would be ceremony.
-public struct ClosureApplication: Application {
-    /// The closure's type: the same contract as ``Application/respond(to:)``.
-    public typealias Handler = nonisolated(nonsending) @Sendable (Environ) async throws -> Response
+public struct ClosureApplication: GatewayApplication {
+    /// The closure's type: the same contract as ``GatewayApplication/respond(to:)``.
+    public typealias Handler = nonisolated(nonsending) @Sendable (Environ) async throws -> GatewayResponse
 
     private let handler: Handler
 
@@ -22,7 +22,7 @@ public struct ClosureApplication: Application {
         self.handler = handler
     }
 
-    nonisolated(nonsending) public func respond(to environ: Environ) async throws -> Response {
+    nonisolated(nonsending) public func respond(to environ: Environ) async throws -> GatewayResponse {
         try await handler(environ)
     }
 }

@@ -13,7 +13,7 @@ public protocol RequestBodySource: Sendable {
 ///
 /// It never yields more than `CONTENT_LENGTH` bytes when the server sent one, so an
 /// application can read to the end without trusting the client. Read it once.
-public struct RequestBody: AsyncSequence, Sendable {
+public struct GatewayRequestBody: AsyncSequence, Sendable {
     /// A chunk of body bytes.
     public typealias Element = [UInt8]
 
@@ -33,7 +33,7 @@ public struct RequestBody: AsyncSequence, Sendable {
     }
 
     /// No body at all.
-    public static let empty = RequestBody(bytes: [])
+    public static let empty = GatewayRequestBody(bytes: [])
 
     public func makeAsyncIterator() -> AsyncIterator {
         AsyncIterator(source: source, expected: limit, remaining: limit)
@@ -109,7 +109,7 @@ public struct RequestBodyIncomplete: Error, CustomStringConvertible {
     }
 }
 
-/// Thrown by ``RequestBody/collect(upTo:)`` when the body is larger than the caller allows,
+/// Thrown by ``GatewayRequestBody/collect(upTo:)`` when the body is larger than the caller allows,
 /// and by a server's body past the server's own limit. An application that lets it escape
 /// before its response began gets a `413` instead of a `500`: the client sent too much.
 public struct RequestBodyTooLarge: Error, CustomStringConvertible {
