@@ -13,6 +13,8 @@ let package = Package(
         .library(name: "FastCGIServer", targets: ["FastCGIServer"]),
         .library(name: "CGI", targets: ["CGI"]),
         .library(name: "GatewayTesting", targets: ["GatewayTesting"]),
+        .library(name: "GatewayHTTPServer", targets: ["GatewayHTTPServer"]),
+        .library(name: "GatewayObservability", targets: ["GatewayObservability"]),
         .executable(name: "hello", targets: ["hello"]),
         .executable(name: "gateway-probe", targets: ["gateway-probe"]),
         .executable(name: "fcgi-load", targets: ["fcgi-load"]),
@@ -24,6 +26,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
     ],
     targets: [
         // Layer 1: the interface itself. No I/O.
@@ -60,6 +64,29 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // A local HTTP/1.1 server for development: the environ filled as nginx's fastcgi_params would.
+        .target(
+            name: "GatewayHTTPServer",
+            dependencies: [
+                "Gateway",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // Optional middleware: metrics (swift-metrics) and tracing (swift-distributed-tracing).
+        .target(
+            name: "GatewayObservability",
+            dependencies: [
+                "Gateway",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ]
         ),
         // Test support: one application, four transports.
@@ -110,5 +137,23 @@ let package = Package(
             dependencies: ["FastCGIServer", "FastCGI", "Gateway", "GatewayTesting"]
         ),
         .testTarget(name: "EndToEndTests", dependencies: ["Gateway", "GatewayTesting"]),
+        .testTarget(
+            name: "GatewayHTTPServerTests",
+            dependencies: [
+                "GatewayHTTPServer", "Gateway", "GatewayTesting",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .testTarget(
+            name: "GatewayObservabilityTests",
+            dependencies: [
+                "GatewayObservability", "Gateway",
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+                .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
+            ]
+        ),
     ]
 )

@@ -1,0 +1,26 @@
+/// Bounds on what one development HTTP server accepts from its clients.
+///
+/// Every buffer a client can make the server fill has a limit here, and every wait for the
+/// client has a deadline, so a stuck or hostile client cannot hold memory or a connection.
+public struct HTTPServerLimits: Sendable {
+    /// Bytes of one request head (request line plus all header lines). Larger heads are
+    /// answered `431`. SwiftNIO's parser caps this at 80 KiB whatever is set here.
+    public var maxHeaderBytes: Int = 32 << 10
+    /// Request body bytes. A larger `Content-Length` is answered `413` without running the
+    /// app; a chunked body fails with `RequestBodyTooLarge` (a `413`) once it passes this.
+    public var maxBodyBytes: Int = 1 << 30
+    /// Request body bytes buffered while the application does not read them; past this the
+    /// connection stops reading from the socket until the application catches up.
+    public var bodyBufferBytes: Int = 256 << 10
+    /// Seconds the server waits for the client: for a request head on an idle kept connection,
+    /// and between body bytes. The connection is closed when it passes. Not applied while the
+    /// application runs or does not read its body.
+    public var requestTimeoutSeconds: Int64 = 60
+    /// Open connections; more are closed as soon as they are accepted.
+    public var maxConnections: Int = 1024
+    /// How long requests in flight may take to finish once graceful shutdown begins.
+    public var shutdownGracePeriod: Duration = .seconds(10)
+
+    /// The defaults: generous enough for development, bounded everywhere.
+    public init() {}
+}
