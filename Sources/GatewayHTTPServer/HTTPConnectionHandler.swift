@@ -31,7 +31,11 @@ final class HTTPConnectionHandler<App: GatewayApplication>: ChannelDuplexHandler
     /// closes or the lingering time is over.
     private var isLingering = false
     private var writabilityWaiter: CheckedContinuation<Void, any Error>?
+    /// When bytes last arrived: a request's body may pause no longer than the timeout.
     private var lastActivity = NIODeadline.now()
+    /// When the connection started waiting for its next request (opened, or a response
+    /// ended): the whole head must arrive within the timeout, however slowly it trickles.
+    private var waitingSince = NIODeadline.now()
     private var timeoutCheck: Scheduled<Void>?
 
     init(application: App, server: HTTPServerState) {
@@ -374,6 +378,7 @@ final class HTTPConnectionHandler<App: GatewayApplication>: ChannelDuplexHandler
     private func finish(_ exchange: HTTPExchange, context: ChannelHandlerContext) {
         current = nil
         lastActivity = .now()
+        waitingSince = .now()
         guard exchange.keepAlive, !isShuttingDown, !isClosing else {
             closeAfterWrites(context: context)
             return
@@ -440,28 +445,31 @@ final class HTTPConnectionHandler<App: GatewayApplication>: ChannelDuplexHandler
     private static var lingeringTime: TimeAmount { .seconds(2) }
 
     /// One timer per connection, re-armed from the last activity: closes the connection when
-    /// the client keeps the server waiting (for a head, or for body bytes) past the timeout.
+    /// the client keeps the server waiting (for a whole head, or for body bytes) past the timeout.
     private func scheduleTimeoutCheck(context: ChannelHandlerContext) {
         let seconds = server.limits.requestTimeoutSeconds
         guard seconds > 0 else { return }
         let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let deadline = lastActivity + .seconds(seconds)
-        timeoutCheck = context.eventLoop.scheduleTask(deadline: deadline) {
+        timeoutCheck = context.eventLoop.scheduleTask(deadline: timeoutReference + .seconds(seconds)) {
             loopBoundSelf.value.checkTimeout()
         }
     }
 
+    /// What the timeout counts from: the start of the wait for a head, or the last body bytes.
+    private var timeoutReference: NIODeadline { current == nil ? waitingSince : lastActivity }
+
     private func checkTimeout() {
         guard let context, !isClosing else { return }
+        let seconds = server.limits.requestTimeoutSeconds
         let waitingForClient: Bool
         if let exchange = current {
             waitingForClient = !exchange.requestEnded && !exchange.isPausingReads
         } else {
             waitingForClient = true
         }
-        if waitingForClient, lastActivity + .seconds(server.limits.requestTimeoutSeconds) <= .now() {
+        if waitingForClient, timeoutReference + .seconds(seconds) <= .now() {
             logger.info(
-                "closing connection from \(peer(context)): nothing received for \(server.limits.requestTimeoutSeconds) s"
+                "closing connection from \(peer(context)): the client kept the server waiting over \(seconds) s"
             )
             if let exchange = current {
                 exchange.body.fail(HTTPRequestInterruption.timedOut)

@@ -12,9 +12,10 @@ public struct HTTPServerLimits: Sendable {
     /// Request body bytes buffered while the application does not read them; past this the
     /// connection stops reading from the socket until the application catches up.
     public var bodyBufferBytes: Int = 256 << 10
-    /// Seconds the server waits for the client: for a request head on an idle kept connection,
-    /// and between body bytes. The connection is closed when it passes. Not applied while the
-    /// application runs or does not read its body.
+    /// Seconds the server waits for the client: for a whole request head (from the connection
+    /// opening, or the previous response ending, so an idle kept connection closes too), and
+    /// between body bytes. The connection is closed when it passes; 0 or less waits forever.
+    /// Not applied while the application runs or does not read its body.
     public var requestTimeoutSeconds: Int64 = 60
     /// Open connections; more are closed as soon as they are accepted.
     public var maxConnections: Int = 1024

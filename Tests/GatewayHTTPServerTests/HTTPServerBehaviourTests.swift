@@ -2,7 +2,9 @@ import Foundation
 import Gateway
 import GatewayHTTPServer
 import GatewayTesting
+import Logging
 import NIOCore
+import ServiceLifecycle
 import Synchronization
 import Testing
 
@@ -235,5 +237,77 @@ struct HTTPServerBehaviourTests {
                 #expect(response.isEmpty)
             }
         }
+    }
+}
+
+@Suite("Development HTTP server: timeouts and shutdown", .serialized, .timeLimit(.minutes(2)))
+struct HTTPServerLifecycleTests {
+    @Test("a head trickling in byte by byte is cut off after the request timeout")
+    func slowHeadIsCutOff() async throws {
+        var limits = HTTPServerLimits()
+        limits.requestTimeoutSeconds = 1
+        try await withHTTPServer(ClosureApplication { _ in .text("x") }, limits: limits) { port in
+            try await withConnection(port: port) { connection in
+                let outbound = connection.outbound
+                // A byte every 200 ms for 8 s: each gap is well under the timeout.
+                let trickle = Task {
+                    for _ in 0..<40 {
+                        try? await outbound.write(ByteBuffer(string: "X"))
+                        try? await Task.sleep(for: .milliseconds(200))
+                    }
+                }
+                defer { trickle.cancel() }
+                try await connection.send("GET / HTTP/1.1\r\nX-Slow: ")
+                let start = ContinuousClock.now
+                let response = try await connection.receiveAll()
+                #expect(response.isEmpty)
+                #expect(ContinuousClock.now - start < .seconds(5))
+            }
+        }
+    }
+
+    @Test("logs its URL, and graceful shutdown lets the request in flight finish")
+    func gracefulShutdown() async throws {
+        let log = RecordedLog()
+        let logger = Logger(label: "test-http-server") { _ in RecordingLogHandler(log: log) }
+        let started = Flag()
+        let release = Flag()
+        let app = ClosureApplication { _ in
+            GatewayResponse(
+                body: GatewayResponseBody { writer in
+                    try await writer.write("begun;")
+                    started.raise()
+                    await release.wait()
+                    try await writer.write("finished")
+                }
+            )
+        }
+        let server = GatewayHTTPServer(application: app, host: "127.0.0.1", port: 0, logger: logger)
+        let group = ServiceGroup(services: [server], logger: logger)
+        let running = Task { try await group.run() }
+        let port = try #require(try await server.localAddress.port)
+        #expect(
+            log.contains(
+                "Serving http://127.0.0.1:\(port) — for development only; deploy behind nginx or Apache over FastCGI"
+            )
+        )
+        try await withConnection(port: port) { connection in
+            try await connection.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            _ = try await connection.receive(until: "begun;")
+            await started.wait()
+            await group.triggerGracefulShutdown()
+            // New connections are refused once shutdown began.
+            let deadline = ContinuousClock.now + .seconds(20)
+            while PortAllocator.isListening(port: port), ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(!PortAllocator.isListening(port: port))
+            release.raise()
+            let rest = try await connection.receiveAll()
+            #expect(rest.contains("finished"))
+            #expect(rest.hasSuffix("0\r\n\r\n"))
+        }
+        try await running.value
+        #expect(log.contains("HTTP server stopped"))
     }
 }
