@@ -103,7 +103,12 @@ final class HTTPConnectionHandler<App: GatewayApplication>: ChannelDuplexHandler
             guard let exchange = current, !exchange.requestEnded else { return }
             exchange.bodyBytes += bytes.readableBytes
             if exchange.responseEnded {
-                // The response is out and the application no longer reads: the rest is dropped.
+                // The response is out and the application no longer reads: the rest is dropped,
+                // up to the body limit (a chunked body has no other end the server can count on).
+                if exchange.bodyBytes > server.limits.maxBodyBytes {
+                    isClosing = true
+                    context.close(promise: nil)
+                }
                 return
             }
             if exchange.bodyBytes > server.limits.maxBodyBytes {

@@ -311,3 +311,45 @@ struct HTTPServerLifecycleTests {
         #expect(log.contains("HTTP server stopped"))
     }
 }
+
+extension HTTPServerLifecycleTests {
+    @Test("a body that stops arriving fails in the application after the request timeout")
+    func stalledBodyTimesOut() async throws {
+        var limits = HTTPServerLimits()
+        limits.requestTimeoutSeconds = 1
+        let failure = Mutex<String?>(nil)
+        let app = ClosureApplication { environ in
+            do {
+                _ = try await environ.input.collect(upTo: 1000)
+            } catch {
+                failure.withLock { $0 = "\(error)" }
+                throw error
+            }
+            return .text("complete")
+        }
+        try await withHTTPServer(app, limits: limits) { port in
+            try await withConnection(port: port) { connection in
+                try await connection.send("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+                let response = try await connection.receiveAll()
+                #expect(!response.contains("complete"))
+            }
+        }
+        #expect(failure.withLock { $0 } == HTTPRequestInterruption.timedOut.description)
+    }
+
+    @Test("a body left unread after the response is drained, and the connection serves the next request")
+    func unreadBodyIsDrained() async throws {
+        let app = ClosureApplication { environ in .text("answered \(environ.pathInfo);") }
+        try await withHTTPServer(app) { port in
+            try await withConnection(port: port) { connection in
+                try await connection.send("POST /first HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+                _ = try await connection.receive(until: "answered /first;")
+                try await connection.send(String(repeating: "z", count: 100_000))
+                try await connection.send("GET /second HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                let next = try await connection.receiveAll()
+                #expect(next.hasPrefix("HTTP/1.1 200 OK\r\n"))
+                #expect(next.hasSuffix("answered /second;"))
+            }
+        }
+    }
+}
