@@ -1,0 +1,2 @@
+/// Sent down each connection's pipeline when the server begins its graceful shutdown.
+struct HTTPGracefulShutdown: Sendable {}
