@@ -16,7 +16,7 @@ enum NginxParameters {
 
     /// The request's target, split and normalised as nginx does; nil when nginx would answer 400.
     struct Target {
-        /// `$request_uri`: the target exactly as sent.
+        /// `$request_uri`: the target as sent (for an absolute-form target, from its path on).
         var requestURI: [UInt8]
         /// `$uri`: the path, percent-decoded, slashes merged, dot segments resolved.
         var uri: [UInt8]
@@ -48,7 +48,9 @@ enum NginxParameters {
         let rawPath = Array(rest[..<(queryMark ?? rest.endIndex)])
         let query = queryMark.map { Array(rest[($0 + 1)...]) } ?? []
         guard let uri = normalisePath(rawPath.isEmpty ? [UInt8(ascii: "/")] : rawPath) else { return nil }
-        return Target(requestURI: bytes, uri: uri, query: query, host: host)
+        // For an absolute-form target nginx's `$request_uri` is its path and query only.
+        let requestURI = rest.first == UInt8(ascii: "/") ? Array(rest) : [UInt8(ascii: "/")] + rest
+        return Target(requestURI: requestURI, uri: uri, query: query, host: host)
     }
 
     /// nginx's `$uri`: percent-escapes decoded (a bad escape or `%00` is an error), then `//`
