@@ -54,6 +54,17 @@ public struct GatewayHTTPServer<App: GatewayApplication>: Service {
         self.eventLoopGroup = eventLoopGroup
     }
 
+    /// A server for `application` on `address`, e.g. the value of a `--http` flag parsed with
+    /// ``HTTPServerAddress/init(parsing:)``.
+    public init(
+        application: App,
+        address: HTTPServerAddress,
+        logger: Logger = Logger(label: "swift-gateway.http"),
+        limits: HTTPServerLimits = HTTPServerLimits()
+    ) {
+        self.init(application: application, host: address.host, port: address.port, logger: logger, limits: limits)
+    }
+
     /// The address the server listens on, once ``run()`` has bound it (waits until then).
     /// Throws the bind error when it could not listen. Tests read the kernel-chosen port here.
     public var localAddress: SocketAddress {

@@ -282,7 +282,7 @@ struct HTTPServerLifecycleTests {
                 }
             )
         }
-        let server = GatewayHTTPServer(application: app, host: "127.0.0.1", port: 0, logger: logger)
+        let server = GatewayHTTPServer(application: app, address: try HTTPServerAddress(parsing: ":0"), logger: logger)
         let group = ServiceGroup(services: [server], logger: logger)
         let running = Task { try await group.run() }
         let port = try #require(try await server.localAddress.port)
