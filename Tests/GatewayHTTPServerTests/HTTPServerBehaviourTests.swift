@@ -353,3 +353,25 @@ extension HTTPServerLifecycleTests {
         }
     }
 }
+
+extension HTTPServerBehaviourTests {
+    @Test("HTTP/1.0: a body of unknown length is delimited by closing the connection")
+    func http10StreamingClosesTheConnection() async throws {
+        let app = ClosureApplication { environ in
+            let version = environ.serverProtocol ?? "?"
+            return GatewayResponse(
+                body: GatewayResponseBody { writer in try await writer.write("streamed over \(version)") }
+            )
+        }
+        try await withHTTPServer(app) { port in
+            try await withConnection(port: port) { connection in
+                try await connection.send("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+                let response = try await connection.receiveAll()
+                #expect(response.hasPrefix("HTTP/1.0 200 OK\r\n"))
+                #expect(!response.lowercased().contains("transfer-encoding"))
+                #expect(response.contains("Connection: close\r\n"))
+                #expect(response.hasSuffix("\r\n\r\nstreamed over HTTP/1.0"))
+            }
+        }
+    }
+}
