@@ -136,7 +136,12 @@ final class HTTPConnectionHandler<App: GatewayApplication>: ChannelDuplexHandler
         guard !isClosing else { return }
         if let parserError = error as? HTTPParserError {
             logger.info("closing connection from \(peer(context)): malformed request (\(parserError))")
-            if let exchange = current, !exchange.responseEnded {
+            if let exchange = current, exchange.responseEnded {
+                // The response is out; what follows is not answered.
+                closeAfterWrites(context: context)
+                return
+            }
+            if let exchange = current {
                 // Mid-body: the application sees its body fail; the connection closes after it.
                 exchange.keepAlive = false
                 exchange.requestEnded = true

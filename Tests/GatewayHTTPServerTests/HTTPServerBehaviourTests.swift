@@ -375,3 +375,30 @@ extension HTTPServerBehaviourTests {
         }
     }
 }
+
+extension HTTPServerLifecycleTests {
+    @Test("a malformed chunked body fails in the application and closes the connection")
+    func malformedChunkedBody() async throws {
+        let failure = Mutex<String?>(nil)
+        let app = ClosureApplication { environ in
+            do {
+                _ = try await environ.input.collect(upTo: 1000)
+            } catch {
+                failure.withLock { $0 = "\(error)" }
+                throw error
+            }
+            return .text("complete")
+        }
+        try await withHTTPServer(app) { port in
+            try await withConnection(port: port) { connection in
+                try await connection.send(
+                    "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\n"
+                )
+                let response = try await connection.receiveAll()
+                #expect(response.hasPrefix("HTTP/1.1 500 "))
+                #expect(response.contains("Connection: close\r\n"))
+            }
+        }
+        #expect(failure.withLock { $0 } == HTTPRequestInterruption.malformedBody.description)
+    }
+}
