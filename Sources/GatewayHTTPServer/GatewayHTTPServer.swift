@@ -109,7 +109,7 @@ public struct GatewayHTTPServer<App: GatewayApplication>: Service {
 
     private func bind(state: HTTPServerState) async throws -> any Channel {
         let application = self.application
-        let headerLimit = limits.maxHeaderBytes
+        let headerLimit = limits.effectiveMaxHeaderBytes
         let bootstrap = ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)

@@ -202,7 +202,7 @@ final class HTTPConnectionHandler<App: GatewayApplication>: ChannelDuplexHandler
         }
         let headBytes =
             head.uri.utf8.count + head.headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 }
-        guard headBytes <= server.limits.maxHeaderBytes else {
+        guard headBytes <= server.limits.effectiveMaxHeaderBytes else {
             answerAndClose(status: "431 Request Header Fields Too Large", context: context)
             return
         }
@@ -457,8 +457,7 @@ final class HTTPConnectionHandler<App: GatewayApplication>: ChannelDuplexHandler
     /// One timer per connection, re-armed from the last activity: closes the connection when
     /// the client keeps the server waiting (for a whole head, or for body bytes) past the timeout.
     private func scheduleTimeoutCheck(context: ChannelHandlerContext) {
-        let seconds = server.limits.requestTimeoutSeconds
-        guard seconds > 0 else { return }
+        guard let seconds = server.limits.effectiveRequestTimeoutSeconds else { return }
         let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
         timeoutCheck = context.eventLoop.scheduleTask(deadline: timeoutReference + .seconds(seconds)) {
             loopBoundSelf.value.checkTimeout()
@@ -469,8 +468,7 @@ final class HTTPConnectionHandler<App: GatewayApplication>: ChannelDuplexHandler
     private var timeoutReference: NIODeadline { current == nil ? waitingSince : lastActivity }
 
     private func checkTimeout() {
-        guard let context, !isClosing else { return }
-        let seconds = server.limits.requestTimeoutSeconds
+        guard let context, !isClosing, let seconds = server.limits.effectiveRequestTimeoutSeconds else { return }
         let waitingForClient: Bool
         if let exchange = current {
             waitingForClient = !exchange.requestEnded && !exchange.isPausingReads

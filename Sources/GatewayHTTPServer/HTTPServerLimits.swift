@@ -4,7 +4,7 @@
 /// client has a deadline, so a stuck or hostile client cannot hold memory or a connection.
 public struct HTTPServerLimits: Sendable {
     /// Bytes of one request head (request line plus all header lines). Larger heads are
-    /// answered `431`. SwiftNIO's parser caps this at 80 KiB whatever is set here.
+    /// answered `431`. Values over 1 MiB count as 1 MiB.
     public var maxHeaderBytes: Int = 32 << 10
     /// Request body bytes. A larger `Content-Length` is answered `413` without running the
     /// app; a chunked body fails with `RequestBodyTooLarge` (a `413`) once it passes this.
@@ -24,4 +24,13 @@ public struct HTTPServerLimits: Sendable {
 
     /// The defaults: generous enough for development, bounded everywhere.
     public init() {}
+
+    /// ``maxHeaderBytes`` as applied: at most 1 MiB, so no setting makes a head unbounded.
+    var effectiveMaxHeaderBytes: Int { max(0, min(maxHeaderBytes, 1 << 20)) }
+
+    /// ``requestTimeoutSeconds`` as applied: nil for no timeout, else at most a year (a
+    /// larger number of seconds would overflow the nanoseconds SwiftNIO counts in).
+    var effectiveRequestTimeoutSeconds: Int64? {
+        requestTimeoutSeconds > 0 ? min(requestTimeoutSeconds, 365 * 24 * 3600) : nil
+    }
 }
