@@ -248,6 +248,7 @@ struct HTTPServerLifecycleTests {
         limits.requestTimeoutSeconds = 1
         try await withHTTPServer(ClosureApplication { _ in .text("x") }, limits: limits) { port in
             try await withConnection(port: port) { connection in
+                try await connection.send("GET / HTTP/1.1\r\nX-Slow: ")
                 let outbound = connection.outbound
                 // A byte every 200 ms for 8 s: each gap is well under the timeout.
                 let trickle = Task {
@@ -257,7 +258,6 @@ struct HTTPServerLifecycleTests {
                     }
                 }
                 defer { trickle.cancel() }
-                try await connection.send("GET / HTTP/1.1\r\nX-Slow: ")
                 let start = ContinuousClock.now
                 let response = try await connection.receiveAll()
                 #expect(response.isEmpty)
