@@ -259,7 +259,8 @@ struct HTTPServerLifecycleTests {
                 }
                 defer { trickle.cancel() }
                 let start = ContinuousClock.now
-                let response = try await connection.receiveAll()
+                // The server closes with the trickled bytes unread, so the end may come as a reset.
+                let response = (try? await connection.receiveAll()) ?? ""
                 #expect(response.isEmpty)
                 #expect(ContinuousClock.now - start < .seconds(5))
             }
