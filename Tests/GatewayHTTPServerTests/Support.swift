@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
+import Synchronization
 
 /// Runs `application` on a `GatewayHTTPServer` on 127.0.0.1 and a kernel-chosen port for
 /// the duration of `body`, which gets the port; the server is stopped however `body` ends.
@@ -81,8 +82,6 @@ func withConnection(port: Int, _ body: (inout RawConnection) async throws -> Voi
     }
 }
 
-struct TimedOut: Error {}
-
 /// Resident memory of this process, from `/proc/self/statm`.
 func residentBytes() -> Int {
     guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
@@ -90,3 +89,32 @@ func residentBytes() -> Int {
     guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
     return pages * 4096
 }
+
+/// A flag the test and the application share.
+final class Flag: Sendable {
+    private let state = Mutex<(set: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func raise() {
+        let waiters = state.withLock { state in
+            state.set = true
+            defer { state.waiters.removeAll() }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    var isRaised: Bool { state.withLock { $0.set } }
+
+    func wait() async {
+        await withCheckedContinuation { continuation in
+            let ready = state.withLock { state in
+                if state.set { return true }
+                state.waiters.append(continuation)
+                return false
+            }
+            if ready { continuation.resume() }
+        }
+    }
+}
+
+struct Boom: Error {}
