@@ -288,9 +288,11 @@ struct FastCGIThroughWebServers {
         }
     }
 
+    /// Apache mod_proxy_fcgi drops the announced `Content-Length` and sends chunked; its cut
+    /// shows the same way, as a chunked body without its last chunk.
     @Test(
         "a failure after the head reaches the client as a cut response, and the next request works",
-        arguments: [FastCGIDeployment.nginx, .nginxKeepAlive]
+        arguments: FastCGIDeployment.allCases
     )
     func failureAfterHead(_ deployment: FastCGIDeployment) async throws {
         try await FastCGISetup.with(deployment) { setup in
@@ -325,9 +327,9 @@ struct FastCGIThroughWebServers {
                     "\(target): the client saw a clean response (\(received) bytes, \(failure ?? "no error"))"
                 )
                 #expect(received <= 100_000, "\(target): \(received) bytes")
-                if declared {
+                if declared, deployment.isNginx {
                     #expect(head?[header: "Content-Length"] == "200000", "\(target)")
-                } else {
+                } else if !declared {
                     #expect(head?[header: "Transfer-Encoding"]?.lowercased() == "chunked", "\(target)")
                 }
                 reportFigure("\(deployment.testDescription): \(target) cut after \(received) bytes")
