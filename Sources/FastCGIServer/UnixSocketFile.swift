@@ -75,7 +75,15 @@ enum UnixSocketFile {
 
     /// A socket listening on `path` with `permissions` applied before it listened, for
     /// SwiftNIO to adopt.
-    static func makeListeningSocket(at path: String, permissions: SocketPermissions, backlog: Int32) throws -> CInt {
+    ///
+    /// `afterBind` runs between `bind` and setting the owner: tests swap the file there to
+    /// check that nothing follows the path.
+    static func makeListeningSocket(
+        at path: String,
+        permissions: SocketPermissions,
+        backlog: Int32,
+        afterBind: () -> Void = {}
+    ) throws -> CInt {
         // SwiftNIO allows 103 bytes, what every platform's `sun_path` holds.
         guard let address = try? SocketAddress(unixDomainSocketPath: path) else { throw PathTooLong(path: path) }
         try removeStale(path)
@@ -91,6 +99,7 @@ enum UnixSocketFile {
             close(descriptor)
             throw error
         }
+        afterBind()
         do {
             try apply(permissions, to: path)
             guard listen(descriptor, backlog) == 0 else { throw SocketError("listen on", path) }
