@@ -98,31 +98,28 @@ public enum CGIServer {
             multiprocess: true,
             runOnce: true
         )
-        var body: DescriptorBodySource?
-        if let length = environ.contentLength, length > maxBodyBytes {
-            // Refused before any of it is read, and before the application runs.
+        let length = environ.contentLength ?? 0
+        let body = length > 0 ? DescriptorBodySource(fd: input, length: length) : nil
+        let answering: any GatewayApplication
+        if length > maxBodyBytes {
+            // Refused before any of it is read, and without running the application.
             errors.write(
                 "swift-gateway: request body of \(length) bytes over the limit of \(maxBodyBytes), answering 413"
             )
             environ.input = .empty
-            var writer = DescriptorOutput(fd: output, input: nil)
-            let refusal = ClosureApplication { _ in throw RequestBodyTooLarge(maximum: maxBodyBytes) }
-            let outcome = await ResponseDriver.run(refusal, environ: environ, output: &writer)
-            if case .outputFailed = outcome {
-                errors.write(
-                    "swift-gateway: could not write the response to standard output: \(errorName(writer.failure))"
-                )
-            }
-            return outcome.exitStatus
+            answering = ClosureApplication { _ in throw RequestBodyTooLarge(maximum: maxBodyBytes) }
+        } else {
+            if let body { environ.input = GatewayRequestBody(source: body, contentLength: length) }
+            answering = application
         }
-        if let length = environ.contentLength, length > 0 {
-            body = DescriptorBodySource(fd: input, length: length)
-            environ.input = GatewayRequestBody(source: body!, contentLength: length)
-        }
-        var writer = DescriptorOutput(fd: output, input: body)
-        let outcome = await ResponseDriver.run(application, environ: environ, output: &writer)
+        var writer = DescriptorOutput(fd: output, input: length > maxBodyBytes ? nil : body)
+        let outcome = await ResponseDriver.run(answering, environ: environ, output: &writer)
         if case .outputFailed = outcome {
             errors.write("swift-gateway: could not write the response to standard output: \(errorName(writer.failure))")
+        } else {
+            // mod_cgid's standard input and output are one socket: a process that exits with
+            // body bytes unread makes it reset, and Apache loses the response it was reading.
+            body?.discardRemaining()
         }
         return outcome.exitStatus
     }
@@ -314,6 +311,24 @@ final class DescriptorBodySource: RequestBodySource, @unchecked Sendable {
             return
         }
         fileWritten += chunk.count
+    }
+
+    /// Reads and drops what is left of the body on the descriptor (nothing is kept), so the
+    /// process exits with its input consumed; stops at the end of the input or an error.
+    func discardRemaining() {
+        guard pendingError == nil else { return }
+        var buffer = [UInt8](repeating: 0, count: Self.chunkSize)
+        while received < length {
+            let wanted = min(buffer.count, length - received)
+            let count = buffer.withUnsafeMutableBytes { readDescriptor(fd, $0.baseAddress, wanted) }
+            if count > 0 {
+                received += count
+            } else if count < 0, errno == EINTR {
+                continue
+            } else {
+                return
+            }
+        }
     }
 
     /// One `read(2)` (or `pread(2)` at `offset`) of up to `count` bytes, retried on `EINTR`;

@@ -2,6 +2,10 @@ import Foundation
 import GatewayTesting
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// `hello` as CGI behind a real Apache httpd (mpm_event + mod_cgid) started by the tests.
 @Suite("CGI through Apache mod_cgid", .serialized, .timeLimit(.minutes(3)))
 struct CGIThroughApache {
@@ -67,6 +71,36 @@ struct CGIThroughApache {
             #expect(logged, "\(apache.errorLog)")
             let hello = try await apache.transport(program: "gateway-probe").perform(TestRequest("GET", "/hello"))
             #expect(hello.status == 200 && hello.text == "Hello, world!")
+        }
+    }
+
+    /// `GATEWAY_MAX_BODY_BYTES` in CGI mode (set by a wrapper script, as a deployment's
+    /// `SetEnv` would): a larger declared body is answered 413 before any of it is read; the
+    /// rest is then read and dropped, without which mod_cgid's socket resets and Apache loses
+    /// the 413 (seen: "ap_content_length_filter: apr_bucket_read() failed", no response).
+    @Test(arguments: [100, 4 << 20])
+    func aBodyOverTheLimitIs413(size: Int) async throws {
+        let probe = try BuiltProducts.executable(named: "gateway-probe")
+        let scripts = try TemporaryDirectory(prefix: "sgw-cgi-")
+        defer { scripts.remove() }
+        let wrapper = scripts.path + "/limited"
+        try "#!/bin/sh\nGATEWAY_MAX_BODY_BYTES=10 exec '\(probe)'\n".write(
+            toFile: wrapper,
+            atomically: true,
+            encoding: .utf8
+        )
+        #expect(chmod(wrapper, 0o755) == 0)
+        try await WebServerInstance.with({ try await ApacheCGI.start(programs: [wrapper]) }) { apache in
+            let transport = apache.transport(program: "limited")
+            let refused = try await transport.perform(
+                TestRequest("POST", "/echo", body: [UInt8](repeating: 1, count: size))
+            )
+            #expect(
+                refused.status == 413,
+                "\(refused.status) \(refused.text.prefix(200))\n\(apache.errorLog.suffix(2000))"
+            )
+            let small = try await transport.perform(TestRequest("POST", "/echo", body: Array("ten bytes!".utf8)))
+            #expect(small.status == 200 && small.text == "ten bytes!")
         }
     }
 
