@@ -28,13 +28,55 @@ public enum CGIServer {
     /// the process was started by hand from a terminal (no `REQUEST_METHOD`, standard input
     /// a terminal), after printing how to run it. `SIGPIPE` is ignored so a closed standard
     /// output shows up as a write error instead of killing the process.
-    nonisolated(nonsending) public static func run(_ application: some GatewayApplication) async -> Int32 {
+    ///
+    /// `HTTP_PROXY` (a client's `Proxy:` header) is removed from the process environment
+    /// before the application runs (httpoxy, CVE-2016-5385: HTTP libraries and child
+    /// processes would take it as their proxy); it stays readable in the ``Environ``.
+    nonisolated(nonsending) public static func run(
+        _ application: some GatewayApplication,
+        maxBodyBytes: Int = defaultMaxBodyBytes
+    ) async -> Int32 {
         if getenv("REQUEST_METHOD") == nil, isatty(0) != 0 {
             let name = CommandLine.arguments.first ?? "app"
             writeAll(2, Array(usage(programName: name).utf8))
             return 2
         }
-        return await run(application, variables: processEnvironment())
+        let variables = takeProcessEnvironment()
+        return await run(application, variables: variables, maxBodyBytes: maxBodyBytes)
+    }
+
+    /// The body limit when none is configured: 1 GiB, as for FastCGI.
+    public static let defaultMaxBodyBytes = 1 << 30
+
+    /// The body limit a `GATEWAY_MAX_BODY_BYTES` value asks for: the default when nil, else a
+    /// non-negative decimal integer. CGI has no flags, so a malformed value cannot stop a start
+    /// that is not there: the entry point answers the request with
+    /// ``answerMisconfigured(_:output:error:)`` instead.
+    public static func maxBodyBytes(fromEnvironmentValue value: String?) throws(CGIConfigurationError) -> Int {
+        guard let value else { return defaultMaxBodyBytes }
+        guard !value.isEmpty, value.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+            let limit = Int(value)
+        else {
+            throw CGIConfigurationError(
+                "GATEWAY_MAX_BODY_BYTES=\(value) is not a non-negative decimal integer of at most \(Int.max)"
+            )
+        }
+        return limit
+    }
+
+    /// Answers the request with a `500` and writes `problem` on standard error, for a
+    /// configuration that makes serving impossible; returns the exit status, 1.
+    public static func answerMisconfigured(
+        _ problem: CGIConfigurationError,
+        output: Int32 = 1,
+        error: Int32 = 2
+    )
+        -> Int32
+    {
+        writeAll(error, Array("swift-gateway: \(problem.description); answering 500\n".utf8))
+        let answer = ResponseDriver.internalServerError
+        writeAll(output, answer.head + answer.body)
+        return 1
     }
 
     /// Serves one request with explicit variables and file descriptors: what ``run(_:)`` does
@@ -44,7 +86,8 @@ public enum CGIServer {
         variables: CGIVariables,
         input: Int32 = 0,
         output: Int32 = 1,
-        error: Int32 = 2
+        error: Int32 = 2,
+        maxBodyBytes: Int = defaultMaxBodyBytes
     ) async -> Int32 {
         signal(SIGPIPE, SIG_IGN)
         let errors = ErrorStream { message in writeAll(error, Array(message.utf8)) }
@@ -55,21 +98,30 @@ public enum CGIServer {
             multiprocess: true,
             runOnce: true
         )
-        var body: DescriptorBodySource?
-        if let length = environ.contentLength, length > 0 {
-            body = DescriptorBodySource(fd: input, length: length)
-            environ.input = GatewayRequestBody(source: body!, contentLength: length)
+        let length = environ.contentLength ?? 0
+        let body = length > 0 ? DescriptorBodySource(fd: input, length: length) : nil
+        let answering: any GatewayApplication
+        if length > maxBodyBytes {
+            // Refused before any of it is read, and without running the application.
+            errors.write(
+                "swift-gateway: request body of \(length) bytes over the limit of \(maxBodyBytes), answering 413"
+            )
+            environ.input = .empty
+            answering = ClosureApplication { _ in throw RequestBodyTooLarge(maximum: maxBodyBytes) }
+        } else {
+            if let body { environ.input = GatewayRequestBody(source: body, contentLength: length) }
+            answering = application
         }
-        var writer = DescriptorOutput(fd: output, input: body)
-        switch await ResponseDriver.run(application, environ: environ, output: &writer) {
-        case .completed, .applicationFailed(headSent: false):
-            return 0
-        case .applicationFailed(headSent: true):
-            return 1
-        case .outputFailed:
+        var writer = DescriptorOutput(fd: output, input: length > maxBodyBytes ? nil : body)
+        let outcome = await ResponseDriver.run(answering, environ: environ, output: &writer)
+        if case .outputFailed = outcome {
             errors.write("swift-gateway: could not write the response to standard output: \(errorName(writer.failure))")
-            return 1
+        } else {
+            // mod_cgid's standard input and output are one socket: a process that exits with
+            // body bytes unread makes it reset, and Apache loses the response it was reading.
+            body?.discardRemaining()
         }
+        return outcome.exitStatus
     }
 
     /// The short help printed when the program is started from a terminal.
@@ -82,6 +134,15 @@ public enum CGIServer {
           To try one request by hand: REQUEST_METHOD=GET PATH_INFO=/ \(programName) < /dev/null
 
         """
+    }
+
+    /// The process environment as CGI variables, after which `HTTP_PROXY` is removed from the
+    /// process environment (httpoxy: it is the client's `Proxy:` header, never a proxy setting).
+    /// What ``run(_:maxBodyBytes:)`` does first; public for programs that prepare their own run.
+    public static func takeProcessEnvironment() -> CGIVariables {
+        let variables = processEnvironment()
+        unsetenv("HTTP_PROXY")
+        return variables
     }
 
     /// The process environment as CGI variables, in order, without decoding anything.
@@ -108,6 +169,28 @@ public enum CGIServer {
     }
 }
 
+extension ResponseOutcome {
+    /// The CGI process's exit status: 0 when a response was sent (a `500` or `413` included),
+    /// 1 when it was cut short after its head or could not be written. Nothing more is
+    /// written after a cut: the web server sees the script fail mid-body.
+    fileprivate var exitStatus: Int32 {
+        switch self {
+        case .completed, .applicationFailed(headSent: false): 0
+        case .applicationFailed(headSent: true), .outputFailed: 1
+        }
+    }
+}
+
+/// A configuration value a CGI process cannot serve with (CGI has no flags to reject at start).
+public struct CGIConfigurationError: Error, CustomStringConvertible, Sendable {
+    /// What is wrong, for the error log.
+    public let description: String
+
+    init(_ description: String) {
+        self.description = description
+    }
+}
+
 /// Thrown while reading the request body when standard input fails or ends before
 /// `CONTENT_LENGTH` bytes arrived (the client went away during an upload).
 public struct CGIInputError: Error, CustomStringConvertible {
@@ -129,15 +212,18 @@ public struct CGIInputError: Error, CustomStringConvertible {
 /// not come).
 ///
 /// Web servers running CGI (Apache's mod_cgid, fcgiwrap) write the whole request body to the
-/// program before they read any of its output. An application that starts its response before
-/// reading its whole body (an echo, a streaming transform) would deadlock them once the pipes
-/// fill. So before the first response bytes go out, ``spoolRemaining()`` reads the rest of the
-/// body into a spool (the first 1 MiB in memory, the rest in an unlinked temporary file) and
-/// later reads are served from there.
+/// program before they read any of its output. An application that writes its response before
+/// reading its whole body (an echo, a streaming transform) would deadlock them once both pipes
+/// filled. So while a response write cannot proceed and body bytes are waiting,
+/// ``spoolNextChunk()`` reads them into a spool (the first 1 MiB in memory, the rest in an
+/// unlinked temporary file) and later reads are served from there. Only bytes the web server
+/// pushes while the output is blocked are spooled: an application that never reads its body
+/// and answers briefly costs nothing, and the spool never exceeds the declared length, which
+/// the body limit bounds.
 final class DescriptorBodySource: RequestBodySource, @unchecked Sendable {
     // Only the one task serving the request reads the body and writes the response, one
     // call at a time, so the state needs no lock.
-    private let fd: Int32
+    let fd: Int32
     private let length: Int
     /// Bytes read from `fd` so far.
     private var received = 0
@@ -194,36 +280,54 @@ final class DescriptorBodySource: RequestBodySource, @unchecked Sendable {
         return chunk
     }
 
-    /// Reads the rest of the body from the descriptor into the spool.
-    func spoolRemaining() {
-        while received < length {
-            let chunk: [UInt8]
-            do {
-                chunk = try readChunk(from: fd, count: min(Self.chunkSize, length - received), at: nil)
-            } catch {
-                pendingError = error
-                return
-            }
-            received += chunk.count
-            if spoolFile < 0, memory.count - memoryOffset + chunk.count <= Self.memoryLimit {
-                memory += chunk
-                continue
-            }
+    /// Reads the next chunk of the body from the descriptor into the spool (call when the
+    /// descriptor is readable). A failure is kept and thrown once the application reaches it.
+    func spoolNextChunk() {
+        guard received < length, pendingError == nil else { return }
+        let chunk: [UInt8]
+        do {
+            chunk = try readChunk(from: fd, count: min(Self.chunkSize, length - received), at: nil)
+        } catch {
+            pendingError = error
+            return
+        }
+        received += chunk.count
+        if spoolFile < 0, memory.count - memoryOffset + chunk.count <= Self.memoryLimit {
+            memory += chunk
+            return
+        }
+        if spoolFile < 0 {
+            spoolFile = openTemporaryFile()
             if spoolFile < 0 {
-                spoolFile = openTemporaryFile()
-                if spoolFile < 0 {
-                    pendingError = CGIInputError(received: received, expected: length, errorNumber: errno)
-                    return
-                }
-            }
-            let failure = chunk.withUnsafeBytes { bytes in
-                writeAll(spoolFile, bytes, UnsafeRawBufferPointer(start: nil, count: 0), offset: fileWritten)
-            }
-            if failure != 0 {
-                pendingError = CGIInputError(received: received, expected: length, errorNumber: failure)
+                pendingError = CGIInputError(received: received, expected: length, errorNumber: errno)
                 return
             }
-            fileWritten += chunk.count
+        }
+        let failure = chunk.withUnsafeBytes { bytes in
+            writeAll(spoolFile, bytes, UnsafeRawBufferPointer(start: nil, count: 0), offset: fileWritten)
+        }
+        if failure != 0 {
+            pendingError = CGIInputError(received: received, expected: length, errorNumber: failure)
+            return
+        }
+        fileWritten += chunk.count
+    }
+
+    /// Reads and drops what is left of the body on the descriptor (nothing is kept), so the
+    /// process exits with its input consumed; stops at the end of the input or an error.
+    func discardRemaining() {
+        guard pendingError == nil else { return }
+        var buffer = [UInt8](repeating: 0, count: Self.chunkSize)
+        while received < length {
+            let wanted = min(buffer.count, length - received)
+            let count = buffer.withUnsafeMutableBytes { readDescriptor(fd, $0.baseAddress, wanted) }
+            if count > 0 {
+                received += count
+            } else if count < 0, errno == EINTR {
+                continue
+            } else {
+                return
+            }
         }
     }
 
@@ -268,20 +372,69 @@ final class DescriptorBodySource: RequestBodySource, @unchecked Sendable {
 /// retried, nothing is buffered.
 struct DescriptorOutput: ResponseOutput {
     let fd: Int32
-    /// The request body, spooled before the first write (see ``DescriptorBodySource``).
+    /// The request body, spooled while a write waits (see ``DescriptorBodySource``).
     let input: DescriptorBodySource?
     /// The `errno` of the write that failed.
     var failure: Int32 = 0
 
     nonisolated(nonsending) mutating func send(head: [UInt8], body: [UInt8], isLast: Bool) async throws {
-        if let input, !input.isDrained { input.spoolRemaining() }
         let result = head.withUnsafeBytes { head in
-            body.withUnsafeBytes { body in writeAll(fd, head, body) }
+            body.withUnsafeBytes { body in
+                if let input, !input.isDrained { return writeAllWhileSpooling(head, body, input) }
+                return writeAll(fd, head, body)
+            }
         }
         if result != 0 {
             failure = result
             throw CGIOutputError(errorNumber: result)
         }
+    }
+}
+
+extension DescriptorOutput {
+    /// `writeAll` for while body bytes are still unread: waits for the output to take bytes
+    /// or the input to offer them, spools what the input offers, and writes at most
+    /// `PIPE_BUF` bytes whenever the output is writable (a write that size never blocks a
+    /// pipe or socket that polled writable). Once the body is drained, the rest goes out in
+    /// full-size writes.
+    func writeAllWhileSpooling(
+        _ first: UnsafeRawBufferPointer,
+        _ second: UnsafeRawBufferPointer,
+        _ input: DescriptorBodySource
+    ) -> Int32 {
+        var firstDone = 0
+        var secondDone = 0
+        while firstDone + secondDone < first.count + second.count, !input.isDrained {
+            var descriptors = [
+                pollfd(fd: fd, events: Int16(POLLOUT), revents: 0),
+                pollfd(fd: input.fd, events: Int16(POLLIN), revents: 0),
+            ]
+            if poll(&descriptors, 2, -1) < 0 {
+                if errno == EINTR { continue }
+                return errno
+            }
+            if descriptors[1].revents != 0 { input.spoolNextChunk() }
+            let output = descriptors[0].revents
+            if output & Int16(POLLOUT) == 0 {
+                if output & Int16(POLLERR | POLLHUP | POLLNVAL) != 0 { return EPIPE }
+                continue
+            }
+            let fromFirst = min(first.count - firstDone, Int(PIPE_BUF))
+            let fromSecond = min(second.count - secondDone, Int(PIPE_BUF) - fromFirst)
+            let failure = writeAll(
+                fd,
+                UnsafeRawBufferPointer(rebasing: first[firstDone..<firstDone + fromFirst]),
+                UnsafeRawBufferPointer(rebasing: second[secondDone..<secondDone + fromSecond])
+            )
+            if failure != 0 { return failure }
+            firstDone += fromFirst
+            secondDone += fromSecond
+        }
+        return writeAll(
+            fd,
+            UnsafeRawBufferPointer(rebasing: first[firstDone...]),
+            UnsafeRawBufferPointer(rebasing: second[secondDone...])
+        )
     }
 }
 

@@ -405,14 +405,37 @@ final class ConnectionHandler<App: GatewayApplication>: ChannelDuplexHandler, Re
     }
 
     /// The application's task finished: end the request unless an abort already did.
+    ///
+    /// A response cut short after its head went out is not ended: `FCGI_END_REQUEST` would
+    /// make it look complete (nginx ignores appStatus and closes a chunked body cleanly).
+    /// The connection is closed instead, after the bytes already written and an invalid record
+    /// header, so the web server sees a broken upstream and cuts the client's response too. Other
+    /// requests multiplexed on the connection are cut with it: FastCGI has no other way to
+    /// fail one request's stream.
     func complete(_ request: InFlightRequest, outcome: ResponseOutcome) {
         guard let context, !request.isEnded else { return }
-        let appStatus: UInt32
         switch outcome {
-        case .completed, .applicationFailed(headSent: false): appStatus = 0
-        case .applicationFailed(headSent: true), .outputFailed: appStatus = 1
+        case .completed, .applicationFailed(headSent: false):
+            end(request, appStatus: 0, context: context)
+        case .applicationFailed(headSent: true), .outputFailed:
+            request.isEnded = true
+            server.releaseRequest()
+            if request.body.fail(RequestInterruption.requestEnded) { bodyDrained() }
+            guard !isClosing else { return }
+            isClosing = true
+            let channel = context.channel
+            // A peer that never reads would hold the flush forever: close after 5 s regardless.
+            let timeout = channel.eventLoop.scheduleTask(in: .seconds(5)) { channel.close(promise: nil) }
+            channel.closeFuture.whenComplete { _ in timeout.cancel() }
+            // nginx without fastcgi_keep_conn takes the end of the connection for the end of the
+            // response: a record header of version 0, which every FastCGI client rejects, makes
+            // it (and any peer) fail the response instead of ending it cleanly.
+            var marker = channel.allocator.buffer(capacity: 8)
+            marker.writeBytes([0, 0, UInt8(request.id >> 8), UInt8(request.id & 0xFF), 0, 0, 0, 0])
+            context.writeAndFlush(wrapOutboundOut(marker)).whenComplete { _ in
+                channel.close(promise: nil)
+            }
         }
-        end(request, appStatus: appStatus, context: context)
     }
 
     /// Ends `request`: stdout terminated, `FCGI_END_REQUEST`, id released for reuse.

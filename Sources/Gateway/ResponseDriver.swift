@@ -54,6 +54,9 @@ public enum ResponseDriver {
         } catch {
             return await fail(error, environ: environ, output: &output, stage: "while answering")
         }
+        if let problem = ResponseHead.problem(status: response.status, contentLength: response.body.contentLength) {
+            return await fail(problem, environ: environ, output: &output, stage: "in its response")
+        }
         let head = ResponseHead.encode(
             status: response.status,
             headers: response.headers,

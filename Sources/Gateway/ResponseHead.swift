@@ -11,8 +11,29 @@ public enum ResponseHead {
         "transfer-encoding", "upgrade", "status",
     ]
 
+    /// The statuses a CGI response may carry: final ones only (a 1xx cannot be sent through
+    /// CGI or FastCGI), and none a web server would take for a broken upstream.
+    public static let validStatusCodes = 200...599
+
+    /// Why an application's status and body length cannot make a response head, or nil when
+    /// they can. ``ResponseDriver`` checks this before the head goes out and answers `500`
+    /// instead, so that no application value can trap the server or reach the web server as
+    /// a malformed head.
+    public static func problem(status: HTTPResponse.Status, contentLength: Int?) -> InvalidResponse? {
+        if !validStatusCodes.contains(status.code) {
+            return InvalidResponse(
+                "status \(status.code) is not a final HTTP status (\(validStatusCodes.lowerBound)…\(validStatusCodes.upperBound))"
+            )
+        }
+        if let contentLength, contentLength < 0 {
+            return InvalidResponse("the body's content length \(contentLength) is negative")
+        }
+        return nil
+    }
+
     /// Encodes `status` and `headers` as CGI response header lines, adding `Content-Length:
     /// contentLength` when the application did not set one and the status allows a body.
+    /// A negative `contentLength` is left out (``problem(status:contentLength:)`` reports it).
     public static func encode(status: HTTPResponse.Status, headers: HTTPFields, contentLength: Int?) -> [UInt8] {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(64 + headers.count * 32)
@@ -31,7 +52,7 @@ public enum ResponseHead {
             bytes.append(contentsOf: field.value.utf8)
             bytes.append(contentsOf: "\r\n".utf8)
         }
-        if let contentLength, !hasContentLength, allowsBody(status) {
+        if let contentLength, contentLength >= 0, !hasContentLength, allowsBody(status) {
             bytes.append(contentsOf: "Content-Length: ".utf8)
             appendDecimal(contentLength, to: &bytes)
             bytes.append(contentsOf: "\r\n".utf8)
@@ -99,8 +120,22 @@ public enum ResponseHead {
         }
     }
 
+    /// Appends a non-negative `value` in decimal; a negative one (never passed) appends `0`.
     private static func appendDecimal(_ value: Int, to bytes: inout [UInt8]) {
+        guard value >= 0 else { return bytes.append(UInt8(ascii: "0")) }
         if value >= 10 { appendDecimal(value / 10, to: &bytes) }
         bytes.append(UInt8(ascii: "0") + UInt8(value % 10))
+    }
+}
+
+/// An application's response that cannot be sent as a CGI response head (a negative content
+/// length, a status outside ``ResponseHead/validStatusCodes``): answered as a `500` and
+/// logged, like an error the application threw.
+public struct InvalidResponse: Error, CustomStringConvertible, Sendable {
+    /// What is wrong with the response, for the error log.
+    public let description: String
+
+    init(_ description: String) {
+        self.description = "invalid response: " + description
     }
 }

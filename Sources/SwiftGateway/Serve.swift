@@ -35,7 +35,13 @@ nonisolated(nonsending) public func serve(
     let listeningOnStandardInput = ServeMode.isListeningSocket(0)
     // A CGI request never reads flags: Apache passes parts of a query string as arguments.
     if !listeningOnStandardInput, getenv("REQUEST_METHOD") != nil {
-        exit(await CGIServer.run(application))
+        let maxBodyBytes: Int
+        do {
+            maxBodyBytes = try CGIServer.maxBodyBytes(fromEnvironmentValue: environment("GATEWAY_MAX_BODY_BYTES"))
+        } catch {
+            exit(CGIServer.answerMisconfigured(error))
+        }
+        exit(await CGIServer.run(application, maxBodyBytes: maxBodyBytes))
     }
     let options: ServeOptions
     do {

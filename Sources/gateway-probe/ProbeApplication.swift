@@ -28,6 +28,7 @@ struct ProbeApplication: GatewayApplication {
         case "slow": return try await slow(Query(environ.queryString))
         case "big": return big(Query(environ.queryString))
         case "count": return try await count(environ)
+        case "fail-after": return failAfter(Query(environ.queryString))
         default: return .status(.notFound)
         }
     }
@@ -117,6 +118,29 @@ struct ProbeApplication: GatewayApplication {
         )
     }
 
+    /// PROBE.md's `/fail-after`: B bytes of `x`, each write flushed, then the body throws, so
+    /// the server must deliver a failure after the head. With `declared=1` the head promised
+    /// 2B bytes (`Content-Length`), so the body also ends short of what was announced.
+    private func failAfter(_ query: Query) -> GatewayResponse {
+        let total = query.integer("bytes") ?? 1000
+        let declared = query.integer("declared") == 1
+        let (announced, overflow) = total.multipliedReportingOverflow(by: 2)
+        guard !overflow else { return .text("bytes must be at most \(Int.max / 2)\n", status: .badRequest) }
+        let chunk = Self.bigChunk
+        return GatewayResponse(
+            headers: [.contentType: "application/octet-stream"],
+            body: GatewayResponseBody(contentLength: declared ? announced : nil) { writer in
+                var left = total
+                while left > 0 {
+                    let size = min(left, chunk.count)
+                    try await writer.write(size == chunk.count ? chunk : Array(chunk[..<size]))
+                    left -= size
+                }
+                throw ProbeError.failedAfter(bytes: total)
+            }
+        )
+    }
+
     private func count(_ environ: Environ) async throws -> GatewayResponse {
         let total = try await environ.input.discard()
         return GatewayResponse(headers: [.contentType: "text/plain"], body: GatewayResponseBody(string: String(total)))
@@ -125,7 +149,13 @@ struct ProbeApplication: GatewayApplication {
 
 enum ProbeError: Error, CustomStringConvertible {
     case requested
-    var description: String { "GET /error: the probe's handler throws, as asked" }
+    case failedAfter(bytes: Int)
+    var description: String {
+        switch self {
+        case .requested: "GET /error: the probe's handler throws, as asked"
+        case .failedAfter(let bytes): "GET /fail-after: the probe's body throws after \(bytes) bytes, as asked"
+        }
+    }
 }
 
 /// `application/x-www-form-urlencoded` query parameters (`+` is a space, `%XX` a byte); the

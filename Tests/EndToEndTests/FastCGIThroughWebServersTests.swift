@@ -288,6 +288,61 @@ struct FastCGIThroughWebServers {
         }
     }
 
+    /// Apache mod_proxy_fcgi drops the announced `Content-Length` and sends chunked; its cut
+    /// shows the same way, as a chunked body without its last chunk.
+    @Test(
+        "a failure after the head reaches the client as a cut response, and the next request works",
+        arguments: FastCGIDeployment.allCases
+    )
+    func failureAfterHead(_ deployment: FastCGIDeployment) async throws {
+        try await FastCGISetup.with(deployment) { setup in
+            let port = setup.port
+            for declared in [false, true] {
+                let target = "/fail-after?bytes=100000" + (declared ? "&declared=1" : "")
+                let outcome = try await onDedicatedThread {
+                    let connection = try HTTPStreamConnection(port: port)
+                    defer { connection.close() }
+                    var head: HTTPResponseHead?
+                    var received = 0
+                    do {
+                        try connection.exchange(
+                            method: "GET",
+                            target: target,
+                            deadline: .now + .seconds(30),
+                            onHead: { head = $0 },
+                            onBody: { bytes in
+                                received += bytes.count
+                                return true
+                            }
+                        )
+                        return (head, received, nil as String?)
+                    } catch {
+                        return (head, received, "\(error)")
+                    }
+                }
+                let (head, received, failure) = outcome
+                #expect(head?.status == 200, "\(target)\n\(setup.logs)")
+                #expect(
+                    failure?.contains("closed mid-body") == true,
+                    "\(target): the client saw a clean response (\(received) bytes, \(failure ?? "no error"))"
+                )
+                #expect(received <= 100_000, "\(target): \(received) bytes")
+                if declared, deployment.isNginx {
+                    #expect(head?[header: "Content-Length"] == "200000", "\(target)")
+                } else if !declared {
+                    #expect(head?[header: "Transfer-Encoding"]?.lowercased() == "chunked", "\(target)")
+                }
+                reportFigure("\(deployment.testDescription): \(target) cut after \(received) bytes")
+            }
+            for _ in 0..<3 {
+                let hello = try await send(port: port, "GET", "/hello")
+                #expect(hello.status == 200 && hello.text == "Hello, world!")
+            }
+            #expect(setup.app.isRunning, "the app died")
+            #expect(crashSigns(in: setup.app.log).isEmpty, "\(setup.app.logTail)")
+        }
+    }
+
     @Test(
         "app stopped → web server error; app restarted on the same socket → 200",
         arguments: FastCGIDeployment.allCases

@@ -285,6 +285,51 @@ extension FastCGIServerTests {
             }
         }
 
+        @Test func failAfterCutsTheConnectionWithoutEndingTheRequest() async throws {
+            try await withProbe { probe in
+                for (query, bytes, declared) in [
+                    ("?bytes=5000", 5000, false), ("?bytes=5000&declared=1", 5000, true), ("", 1000, false),
+                ] {
+                    let client = try await probe.connect()
+                    // Kept: only a cut (not the end of an unkept request) closes the connection.
+                    try await client.send(FastCGITestRequest.get("/fail-after" + query, id: 1, keepConnection: true))
+                    // The server ends with an invalid record header, then closes: collect what
+                    // came before until the client reports the protocol error or the close.
+                    var events: [ResponseEvent] = []
+                    while true {
+                        do {
+                            events.append(try await client.nextEvent(timeout: .seconds(10)))
+                        } catch FastCGITestClientError.timedOut {
+                            Issue.record("\(query): the connection stayed open")
+                            break
+                        } catch {
+                            break
+                        }
+                    }
+                    var stdout: [UInt8] = []
+                    for case .stdout(_, let bytes) in events { stdout += Array(buffer: bytes) }
+                    let ended = events.contains { event in
+                        switch event {
+                        case .stdoutEnd, .endRequest: true
+                        default: false
+                        }
+                    }
+                    #expect(!ended, "\(query): the cut response was ended as if complete: \(events)")
+                    let parsed = CGIResponse(parsing: stdout)
+                    #expect(parsed.status == 200, "\(query)")
+                    #expect(parsed.header("Content-Type")?.lowercased() == "application/octet-stream")
+                    #expect(parsed.header("Content-Length") == (declared ? String(2 * bytes) : nil), "\(query)")
+                    #expect(parsed.body == [UInt8](repeating: UInt8(ascii: "x"), count: bytes), "\(query)")
+                    await client.close()
+                }
+                // Nothing written yet when it throws: a clean 500, the request ended normally.
+                let nothing = try await probe.perform(.get("/fail-after?bytes=0"))
+                nothing.expectCompleted(appStatus: nil)
+                #expect(nothing.status == 500)
+                try await probe.expectServesFreshConnection()
+            }
+        }
+
         @Test func unknownPathsAre404() async throws {
             try await withProbe { probe in
                 for path in ["/", "/nope", "/hello/world/x", "/status/abc", "/status/99"] {

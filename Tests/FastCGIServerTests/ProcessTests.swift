@@ -177,6 +177,81 @@ extension FastCGIServerTests {
             }
         }
 
+        /// A live server whose backlog is full refuses a connect with `EAGAIN`: only
+        /// `ECONNREFUSED` proves a socket stale, so its file must survive and the start fail
+        /// at once (a blocking `connect` would wait for that server instead).
+        @Test func aLiveSocketThatDoesNotAcceptNowIsNotTakenOver() async throws {
+            let directory = try TemporaryDirectory(prefix: "sgw-", in: "/tmp")
+            defer { directory.remove() }
+            let path = directory.path + "/app.sock"
+            let address = try SocketAddress(unixDomainSocketPath: path)
+            let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+            defer { close(listener) }
+            #expect(address.withSockAddr { bind(listener, $0, socklen_t($1)) } == 0)
+            #expect(listen(listener, 0) == 0)
+            var pending: [Int32] = []
+            defer { for fd in pending { close(fd) } }
+            var refusal: Int32 = 0
+            for _ in 0..<64 {
+                let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+                pending.append(fd)
+                if address.withSockAddr({ connect(fd, $0, socklen_t($1)) }) != 0 {
+                    refusal = errno
+                    break
+                }
+            }
+            try #require(refusal == EAGAIN, "could not fill the backlog: errno \(refusal)")
+            var before = stat()
+            #expect(lstat(path, &before) == 0)
+
+            let probe = try await FastCGIAppProcess.startProbe(socketPath: path, waitUntilReady: false)
+            let status = await probe.waitForExit(timeout: .seconds(20))
+            #expect(status != nil && status != .exited(0), "\(String(describing: status))\n\(probe.log)")
+            #expect(probe.log.contains("not replacing it"), "\(probe.log)")
+            await probe.cleanUp()
+            var after = stat()
+            #expect(lstat(path, &after) == 0 && after.st_ino == before.st_ino, "the live server's socket was replaced")
+            let accepted = accept(listener, nil, nil)
+            #expect(accepted >= 0, "the live server's socket no longer takes connections")
+            if accepted >= 0 { close(accepted) }
+        }
+
+        @Test func aSymlinkAtTheSocketPathIsNeverFollowed() async throws {
+            let directory = try TemporaryDirectory(prefix: "sgw-", in: "/tmp")
+            defer { directory.remove() }
+            let victim = directory.path + "/victim"
+            let path = directory.path + "/app.sock"
+            #expect(FileManager.default.createFile(atPath: victim, contents: Data("keep me".utf8)))
+            #expect(chmod(victim, 0o600) == 0)
+            #expect(symlink(victim, path) == 0)
+            let probe = try await FastCGIAppProcess.startProbe(
+                ["--socket-mode", "0666", "--socket-group", "\(getgid())"],
+                socketPath: path,
+                waitUntilReady: false
+            )
+            let status = await probe.waitForExit(timeout: .seconds(20))
+            #expect(status != nil && status != .exited(0), "\(String(describing: status))")
+            #expect(probe.log.contains("is not a socket"), "\(probe.log)")
+            await probe.cleanUp()
+            var target = stat()
+            #expect(stat(victim, &target) == 0 && target.st_mode & 0o7777 == 0o600)
+            #expect(FileManager.default.contents(atPath: victim) == Data("keep me".utf8))
+        }
+
+        @Test func socketModeAndGroupComeOutExactlyAsAsked() async throws {
+            for mode: mode_t in [0o604, 0o660, 0o777] {
+                let group = getgid()
+                try await withProbe(["--socket-mode", String(mode, radix: 8), "--socket-group", "\(group)"]) { probe in
+                    var status = stat()
+                    #expect(lstat(probe.socketPath, &status) == 0)
+                    #expect(status.st_mode & S_IFMT == S_IFSOCK)
+                    #expect(status.st_mode & 0o7777 == mode, "mode \(String(status.st_mode & 0o7777, radix: 8))")
+                    #expect(status.st_gid == group)
+                    try await probe.expectServesFreshConnection()
+                }
+            }
+        }
+
         @Test func aPathTooLongForASocketAddressIsRefusedClearly() async throws {
             let directory = try TemporaryDirectory(prefix: "sgw-", in: "/tmp")
             defer { directory.remove() }

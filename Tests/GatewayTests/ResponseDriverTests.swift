@@ -79,6 +79,47 @@ struct ResponseDriverTests {
         #expect(errors.text.contains("the failure"))
     }
 
+    @Test(arguments: [-1, Int.min])
+    func aNegativeContentLengthBecomesA500NotATrap(length: Int) async {
+        for body in [
+            GatewayResponseBody(contentLength: length) { writer in try await writer.write("x") },
+            GatewayResponseBody(contentLength: length) { _ in },
+        ] {
+            let errors = ErrorCollector()
+            let app = ClosureApplication { _ in GatewayResponse(headers: [.contentType: "text/plain"], body: body) }
+            let (outcome, output) = await drive(app, environ: environ(["PATH_INFO": "/n"], errors: errors.stream))
+            guard case .applicationFailed(headSent: false) = outcome else { Issue.record("\(outcome)"); return }
+            #expect(text(output.bytes).hasPrefix("Status: 500 Internal Server Error\r\n"))
+            #expect(errors.text.contains("content length \(length) is negative"), "\(errors.text)")
+        }
+    }
+
+    @Test(arguments: [0, 99, 101, 199, 600, 999])
+    func aStatusThatCannotEndACGIResponseBecomesA500(code: Int) async {
+        let errors = ErrorCollector()
+        let app = ClosureApplication { _ in .text("body", status: HTTPResponse.Status(code: code)) }
+        let (outcome, output) = await drive(app, environ: environ(["PATH_INFO": "/s"], errors: errors.stream))
+        guard case .applicationFailed(headSent: false) = outcome else { Issue.record("\(outcome)"); return }
+        #expect(text(output.bytes).hasPrefix("Status: 500 Internal Server Error\r\n"), "\(text(output.bytes))")
+        #expect(errors.text.contains("status \(code)"), "\(errors.text)")
+    }
+
+    @Test func headerValuesAndReasonPhrasesCannotInjectLines() async {
+        // HTTPTypes turns CR, LF and NUL in values and reason phrases into spaces, so an
+        // application echoing client input into a header cannot add a header or end the head.
+        var headers: HTTPFields = [.contentType: "text/plain"]
+        headers[HTTPField.Name("X-Echo")!] = "a\r\nSet-Cookie: evil=1\r\n\r\nbody"
+        let status = HTTPResponse.Status(code: 200, reasonPhrase: "OK\r\nSet-Cookie: evil=2")
+        let fields = headers
+        let app = ClosureApplication { _ in GatewayResponse(status: status, headers: fields, body: .init(string: "x")) }
+        let (outcome, output) = await drive(app)
+        guard case .completed = outcome else { Issue.record("\(outcome)"); return }
+        let head = text(output.sends[0].head)
+        #expect(!head.contains("\r\nSet-Cookie"), "\(head)")
+        #expect(head.components(separatedBy: "\r\n\r\n").count == 2, "\(head)")
+        #expect(head.utf8.filter { $0 == UInt8(ascii: "\n") }.count == 5, "\(head)")
+    }
+
     @Test func aBodyTooLargeEscapingBeforeTheHeadBecomesA413() async {
         let errors = ErrorCollector()
         let app = ClosureApplication { environ in
