@@ -1,4 +1,4 @@
-import GatewayTesting
+import GatewayTestHarness
 import Testing
 
 /// `hello` as CGI behind a real Apache httpd (mpm_event + mod_cgid) started by the tests.
