@@ -24,7 +24,12 @@ enum FastCGIExchange {
                 }
                 group.addTask { try await client.response(for: 1, timeout: .seconds(60)) }
                 for try await result in group {
-                    if let result { return result }
+                    // Closing ends a write of the body the server no longer reads, so the group
+                    // never waits on it.
+                    if let result {
+                        await client.close()
+                        return result
+                    }
                 }
                 throw GatewayTestError("the FastCGI client ended without a response")
             }
