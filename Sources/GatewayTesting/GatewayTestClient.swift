@@ -15,7 +15,8 @@ public struct GatewayTestClient: Sendable {
         self.exchange = exchange
     }
 
-    /// Sends one request and waits (at most 60 s) for its complete response.
+    /// Sends one request and waits for its complete response: at most 60 s over a socket or a
+    /// process, as long as the application takes in process.
     ///
     /// `uri` is the path and optional `?query` below where the application is mounted (it
     /// becomes `PATH_INFO` and `QUERY_STRING`, still percent-encoded in the query); `Host` and,
