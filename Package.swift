@@ -89,9 +89,18 @@ let package = Package(
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
             ]
         ),
-        // Test support: one application, four transports.
+        // The public testing API: `app.test(.inProcess) { client in … }` over four transports.
         .target(
             name: "GatewayTesting",
+            dependencies: [
+                "Gateway", "GatewayTestHarness",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ]
+        ),
+        // This repository's own test harness (web-server launchers, processes, ports, the probe,
+        // raw FastCGI clients). No product lists it: apps never import it.
+        .target(
+            name: "GatewayTestHarness",
             dependencies: [
                 "Gateway", "FastCGI", "FastCGIServer", "CGI",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -99,6 +108,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The app the public testing API's tests run over every transport (also as a CGI process).
+        .executableTarget(name: "testing-example", dependencies: ["SwiftGateway"]),
         .executableTarget(name: "hello", dependencies: ["SwiftGateway"]),
         .executableTarget(name: "gateway-probe", dependencies: ["SwiftGateway"]),
         // A FastCGI Authorizer for Apache mod_authnz_fcgi (apache/authorizer.conf).
@@ -126,21 +137,26 @@ let package = Package(
             path: "Tests/FastCGIFuzzer",
             exclude: ["Corpus"]
         ),
-        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "GatewayTesting"]),
+        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "GatewayTesting", "GatewayTestHarness"]),
+        // The public testing API, used as an app's tests use it: no harness.
+        .testTarget(
+            name: "GatewayTestingTests",
+            dependencies: ["GatewayTesting", "SwiftGateway", "testing-example"]
+        ),
         .testTarget(
             name: "FastCGITests",
             dependencies: ["FastCGI", .product(name: "NIOCore", package: "swift-nio")]
         ),
-        .testTarget(name: "CGITests", dependencies: ["CGI", "Gateway", "GatewayTesting"]),
+        .testTarget(name: "CGITests", dependencies: ["CGI", "Gateway", "GatewayTestHarness"]),
         .testTarget(
             name: "FastCGIServerTests",
-            dependencies: ["FastCGIServer", "FastCGI", "Gateway", "GatewayTesting"]
+            dependencies: ["FastCGIServer", "FastCGI", "Gateway", "GatewayTestHarness"]
         ),
-        .testTarget(name: "EndToEndTests", dependencies: ["Gateway", "GatewayTesting"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["Gateway", "GatewayTestHarness"]),
         .testTarget(
             name: "GatewayHTTPServerTests",
             dependencies: [
-                "GatewayHTTPServer", "Gateway", "GatewayTesting",
+                "GatewayHTTPServer", "Gateway", "GatewayTestHarness",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,7 +1,7 @@
 import CGI
 import Foundation
 import Gateway
-import GatewayTesting
+import GatewayTestHarness
 import Testing
 
 #if canImport(Glibc)

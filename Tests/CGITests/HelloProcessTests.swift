@@ -1,5 +1,5 @@
 import Foundation
-import GatewayTesting
+import GatewayTestHarness
 import Testing
 
 /// The built `hello` example run as a CGI process, with the environment and standard input

@@ -1,4 +1,4 @@
-import GatewayTesting
+import GatewayTestHarness
 import Testing
 
 /// `hello` as CGI behind a real nginx speaking FastCGI to fcgiwrap, both started by the tests.

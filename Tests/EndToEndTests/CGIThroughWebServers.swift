@@ -1,5 +1,5 @@
 import Foundation
-import GatewayTesting
+import GatewayTestHarness
 import Testing
 
 /// The checks every web server running `hello` as CGI must pass; each takes the transports

@@ -1,5 +1,5 @@
 import Foundation
-import GatewayTesting
+import GatewayTestHarness
 import Synchronization
 import Testing
 

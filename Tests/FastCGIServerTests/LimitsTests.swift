@@ -1,7 +1,7 @@
 import FastCGI
 import FastCGIServer
 import Gateway
-import GatewayTesting
+import GatewayTestHarness
 import NIOCore
 import Testing
 

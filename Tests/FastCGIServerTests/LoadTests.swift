@@ -1,5 +1,5 @@
 import FastCGI
-import GatewayTesting
+import GatewayTestHarness
 import NIOCore
 import Synchronization
 import Testing

@@ -1,7 +1,7 @@
 import FastCGI
 import FastCGIServer
 import Foundation
-import GatewayTesting
+import GatewayTestHarness
 import NIOCore
 import NIOPosix
 import Testing

@@ -1,4 +1,4 @@
-import GatewayTesting
+import GatewayTestHarness
 
 #if canImport(Glibc)
 import Glibc

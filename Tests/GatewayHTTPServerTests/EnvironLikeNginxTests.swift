@@ -1,7 +1,7 @@
 import Foundation
 import Gateway
 import GatewayHTTPServer
-import GatewayTesting
+import GatewayTestHarness
 import Testing
 
 /// The same application, asked the same requests through the development server and through

@@ -1,6 +1,6 @@
 import Gateway
 import GatewayHTTPServer
-import GatewayTesting
+import GatewayTestHarness
 import Testing
 
 @Suite("Development HTTP server: extreme limits", .serialized, .timeLimit(.minutes(1)))

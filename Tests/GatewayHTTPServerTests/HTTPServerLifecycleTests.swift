@@ -1,7 +1,7 @@
 import Foundation
 import Gateway
 import GatewayHTTPServer
-import GatewayTesting
+import GatewayTestHarness
 import Logging
 import NIOCore
 import ServiceLifecycle

@@ -1,4 +1,5 @@
 import Gateway
+import GatewayTestHarness
 import GatewayTesting
 import HTTPTypes
 import Testing
@@ -222,9 +223,9 @@ struct MiddlewareTests {
 
     @Test func aWrappedApplicationRunsThroughTheDriver() async throws {
         let app = ClosureApplication { _ in .text("ok") }.wrapped(in: Tag(name: "only"))
-        let response = try await InProcessTransport(app).perform(TestRequest())
-        #expect(response.status == 200)
-        #expect(response[header: "X-Trace"] == "only")
+        let response = try await app.test(.inProcess) { try await $0.execute(uri: "/") }
+        #expect(response.status == .ok)
+        #expect(response.headers[HTTPField.Name("X-Trace")!] == "only")
     }
 
     /// A middleware outside the Gateway module that rewrites a body it did not make, with
@@ -268,14 +269,14 @@ struct MiddlewareTests {
             )
         }
         .wrapped(in: UppercaseBody(counted: counted))
-        let streamed = try await InProcessTransport(streaming).perform(TestRequest())
-        #expect(streamed.text == "HELLO, STREAM")
+        let streamed = try await streaming.test(.inProcess) { try await $0.execute(uri: "/") }
+        #expect(streamed.bodyString == "HELLO, STREAM")
         #expect(counted.messages == ["7\n", "6\n"], "each chunk passes through the wrapping writer")
 
         let inMemory = ClosureApplication { _ in .text("hello") }.wrapped(in: UppercaseBody(counted: counted))
-        let answered = try await InProcessTransport(inMemory).perform(TestRequest())
-        #expect(answered.text == "HELLO")
-        #expect(answered[header: "Content-Length"] == "5")
+        let answered = try await inMemory.test(.inProcess) { try await $0.execute(uri: "/") }
+        #expect(answered.bodyString == "HELLO")
+        #expect(answered.headers[.contentLength] == "5")
     }
 
     @Test func aBodyThatThrowsAfterItsHeadIsCutShortWhateverAMiddlewareDidWithTheWriter() async {

@@ -1,5 +1,5 @@
 import Gateway
-import GatewayTesting
+import GatewayTestHarness
 
 /// An environ made of exactly these variables, as a server would build it.
 func environ(

@@ -1,5 +1,5 @@
 import Gateway
-import GatewayTesting
+import GatewayTestHarness
 import HTTPTypes
 import Synchronization
 import Testing
