@@ -29,7 +29,11 @@ let package = Package(
         // Layer 1: the interface itself. No I/O.
         .target(
             name: "Gateway",
-            dependencies: [.product(name: "HTTPTypes", package: "swift-http-types")]
+            dependencies: [
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                // environ.logger: a Logger per request.
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         // Layer 2: the FastCGI wire protocol. Pure: no sockets, no event loops.
         .target(
@@ -77,7 +81,15 @@ let package = Package(
         // A FastCGI Authorizer for Apache mod_authnz_fcgi (apache/authorizer.conf).
         .executableTarget(name: "authorizer-example", dependencies: ["SwiftGateway"]),
         // The README's example, compiled so that it stays true (a test compares the two).
-        .executableTarget(name: "readme-example", dependencies: ["SwiftGateway"]),
+        .executableTarget(
+            name: "readme-example",
+            dependencies: [
+                "SwiftGateway",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(
             name: "fcgi-load",
             dependencies: [
@@ -99,7 +111,10 @@ let package = Package(
             path: "Tests/FastCGIFuzzer",
             exclude: ["Corpus"]
         ),
-        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "GatewayTesting"]),
+        .testTarget(
+            name: "GatewayTests",
+            dependencies: ["Gateway", "GatewayTesting", .product(name: "Logging", package: "swift-log")]
+        ),
         .testTarget(
             name: "FastCGITests",
             dependencies: ["FastCGI", .product(name: "NIOCore", package: "swift-nio")]
@@ -110,5 +125,17 @@ let package = Package(
             dependencies: ["FastCGIServer", "FastCGI", "Gateway", "GatewayTesting"]
         ),
         .testTarget(name: "EndToEndTests", dependencies: ["Gateway", "GatewayTesting"]),
+        // The composable server through SwiftGateway's public API: options, GatewayServer in
+        // an app's own ServiceGroup, per-request logging, the built executables' exit statuses.
+        .testTarget(
+            name: "SwiftGatewayTests",
+            dependencies: [
+                "SwiftGateway", "GatewayTesting", "FastCGI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
     ]
 )

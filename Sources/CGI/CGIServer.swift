@@ -1,4 +1,5 @@
 public import Gateway
+public import Logging
 
 #if canImport(Glibc)
 import Glibc
@@ -28,13 +29,19 @@ public enum CGIServer {
     /// the process was started by hand from a terminal (no `REQUEST_METHOD`, standard input
     /// a terminal), after printing how to run it. `SIGPIPE` is ignored so a closed standard
     /// output shows up as a write error instead of killing the process.
-    nonisolated(nonsending) public static func run(_ application: some GatewayApplication) async -> Int32 {
+    ///
+    /// `logger` is the base of the request's ``Environ/logger`` (which adds the request id,
+    /// method and path). Standard output is the response, so it must not log there.
+    nonisolated(nonsending) public static func run(
+        _ application: some GatewayApplication,
+        logger: Logger = Environ.discardingLogger
+    ) async -> Int32 {
         if getenv("REQUEST_METHOD") == nil, isatty(0) != 0 {
             let name = CommandLine.arguments.first ?? "app"
             writeAll(2, Array(usage(programName: name).utf8))
             return 2
         }
-        return await run(application, variables: processEnvironment())
+        return await run(application, variables: processEnvironment(), logger: logger)
     }
 
     /// Serves one request with explicit variables and file descriptors: what ``run(_:)`` does
@@ -44,13 +51,15 @@ public enum CGIServer {
         variables: CGIVariables,
         input: Int32 = 0,
         output: Int32 = 1,
-        error: Int32 = 2
+        error: Int32 = 2,
+        logger: Logger = Environ.discardingLogger
     ) async -> Int32 {
         signal(SIGPIPE, SIG_IGN)
         let errors = ErrorStream { message in writeAll(error, Array(message.utf8)) }
         var environ = Environ(
             variables: variables,
             errors: errors,
+            logger: logger,
             multithread: false,
             multiprocess: true,
             runOnce: true
@@ -108,22 +117,6 @@ public enum CGIServer {
     }
 }
 
-/// Thrown while reading the request body when standard input fails or ends before
-/// `CONTENT_LENGTH` bytes arrived (the client went away during an upload).
-public struct CGIInputError: Error, CustomStringConvertible {
-    /// How many body bytes arrived.
-    public let received: Int
-    /// How many `CONTENT_LENGTH` announced.
-    public let expected: Int
-    /// The `errno` of a failed read, or nil when standard input simply ended.
-    public let errorNumber: Int32?
-
-    public var description: String {
-        let reason = errorNumber.map { "read failed: \(errorName($0))" } ?? "standard input ended"
-        return "request body incomplete, \(reason) after \(received) of \(expected) bytes"
-    }
-}
-
 /// Reads the request body from a file descriptor in chunks of up to 64 KiB, never asking
 /// for more than the bytes `CONTENT_LENGTH` announced (so it never blocks on data that will
 /// not come).
@@ -148,7 +141,7 @@ final class DescriptorBodySource: RequestBodySource, @unchecked Sendable {
     private var fileWritten = 0
     private var fileRead = 0
     /// The error that ended spooling, thrown once the application reached it.
-    private var pendingError: CGIInputError?
+    private var pendingError: RequestBodyIncomplete?
     static let memoryLimit = 1 << 20
     static let chunkSize = 65536
 
@@ -212,7 +205,11 @@ final class DescriptorBodySource: RequestBodySource, @unchecked Sendable {
             if spoolFile < 0 {
                 spoolFile = openTemporaryFile()
                 if spoolFile < 0 {
-                    pendingError = CGIInputError(received: received, expected: length, errorNumber: errno)
+                    pendingError = RequestBodyIncomplete(
+                        reason: .readFailed(errno: errno),
+                        received: received,
+                        expected: length
+                    )
                     return
                 }
             }
@@ -220,7 +217,11 @@ final class DescriptorBodySource: RequestBodySource, @unchecked Sendable {
                 writeAll(spoolFile, bytes, UnsafeRawBufferPointer(start: nil, count: 0), offset: fileWritten)
             }
             if failure != 0 {
-                pendingError = CGIInputError(received: received, expected: length, errorNumber: failure)
+                pendingError = RequestBodyIncomplete(
+                    reason: .readFailed(errno: failure),
+                    received: received,
+                    expected: length
+                )
                 return
             }
             fileWritten += chunk.count
@@ -228,8 +229,8 @@ final class DescriptorBodySource: RequestBodySource, @unchecked Sendable {
     }
 
     /// One `read(2)` (or `pread(2)` at `offset`) of up to `count` bytes, retried on `EINTR`;
-    /// throws when it fails or finds the end of the input early.
-    private func readChunk(from fd: Int32, count: Int, at offset: Int?) throws(CGIInputError) -> [UInt8] {
+    /// throws ``RequestBodyIncomplete`` when it fails or finds the end of the input early.
+    private func readChunk(from fd: Int32, count: Int, at offset: Int?) throws(RequestBodyIncomplete) -> [UInt8] {
         var failure: Int32 = 0
         let chunk = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
             while true {
@@ -248,7 +249,11 @@ final class DescriptorBodySource: RequestBodySource, @unchecked Sendable {
             }
         }
         guard failure == 0, !chunk.isEmpty else {
-            throw CGIInputError(received: received, expected: length, errorNumber: failure == 0 ? nil : failure)
+            throw RequestBodyIncomplete(
+                reason: failure == 0 ? .endOfInput : .readFailed(errno: failure),
+                received: received,
+                expected: length
+            )
         }
         return chunk
     }
