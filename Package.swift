@@ -119,7 +119,10 @@ let package = Package(
             name: "FastCGITests",
             dependencies: ["FastCGI", .product(name: "NIOCore", package: "swift-nio")]
         ),
-        .testTarget(name: "CGITests", dependencies: ["CGI", "Gateway", "GatewayTesting"]),
+        .testTarget(
+            name: "CGITests",
+            dependencies: ["CGI", "Gateway", "GatewayTesting", .product(name: "Logging", package: "swift-log")]
+        ),
         .testTarget(
             name: "FastCGIServerTests",
             dependencies: ["FastCGIServer", "FastCGI", "Gateway", "GatewayTesting"]

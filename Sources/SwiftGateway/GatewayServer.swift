@@ -23,7 +23,9 @@ import Darwin
 /// (spawn-fcgi, Apache mod_fcgid) mean FastCGI. FastCGI runs until the group shuts down
 /// gracefully (SIGTERM through the group's `gracefulShutdownSignals`): it stops accepting,
 /// lets requests in flight finish within `--shutdown-timeout`, and returns. A CGI request
-/// returns once it is answered; the group's default `.cancelGroup` then ends the others.
+/// returns once it is answered: add the server to the group with
+/// `successTerminationBehavior: .gracefullyShutdownGroup` so that this ends the others
+/// (the default, `.cancelGroup`, makes the group throw `serviceFinishedUnexpectedly`).
 ///
 /// It never bootstraps logging and never exits: it logs through the `logger` it is given
 /// (each request's ``Environ/logger`` adds the request id, method and path to it), and

@@ -63,7 +63,13 @@ nonisolated(nonsending) public func serve(
     let server = GatewayServer(application, options: command.gateway, roles: roles, logger: logger)
     let group = ServiceGroup(
         configuration: .init(
-            services: [.init(service: server)],
+            services: [
+                .init(
+                    service: server,
+                    successTerminationBehavior: .gracefullyShutdownGroup,
+                    failureTerminationBehavior: .gracefullyShutdownGroup
+                )
+            ],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         )

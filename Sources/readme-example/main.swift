@@ -50,9 +50,15 @@ struct GreeterCommand: AsyncParsableCommand {
         let logger = Logger(label: "greeter")
         let server = GatewayServer(Greeter(greeting: greeting), options: gateway, logger: logger)
         let group = ServiceGroup(
-            services: [server, Heartbeat(logger: logger)],
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger
+            configuration: .init(
+                services: [
+                    // A CGI request ends the server after one response: that ends the group too.
+                    .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup),
+                    .init(service: Heartbeat(logger: logger)),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
         )
         try await group.run()
     }

@@ -36,4 +36,26 @@ import Testing
         #expect(messages.contains("heartbeat stopped"))
         #expect(messages.contains("FastCGI server stopped"))
     }
+
+    /// The same binary as a CGI program: one response, then the whole group ends, exit 0;
+    /// arguments (Apache's from a query string) are not read as flags.
+    @Test func answersOneCGIRequestInItsServiceGroupAndExitsZero() async throws {
+        let result = try await ProcessRunner.run(
+            try BuiltProducts.executable(named: "readme-example"),
+            arguments: ["--greeting", "--bogus"],
+            environment: ProcessRunner.inheritedEnvironment(overriding: [
+                "REQUEST_METHOD": "GET", "PATH_INFO": "/", "SERVER_NAME": "cgi.example", "SERVER_PORT": "80",
+                "HTTP_X_REQUEST_ID": "cgi-1",
+            ]),
+            timeout: .seconds(30)
+        )
+        #expect(result.status == 0, "\(result.errorText)")
+        let response = try ResponseParser.parseCGI(result.standardOutput)
+        #expect(response.text == "Hello from cgi.example!")
+        let records = result.errorText.split(separator: "\n").compactMap { line in
+            (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: String]
+        }
+        #expect(records.contains { $0["message"] == "greeting" && $0["request-id"] == "cgi-1" }, "\(result.errorText)")
+        #expect(records.contains { $0["message"] == "heartbeat stopped" }, "\(result.errorText)")
+    }
 }
