@@ -251,12 +251,8 @@ struct GatewaySettings: Sendable {
         logLevel = try Setting.logLevel(flag: options.logLevelFlag, environment)
     }
 
-    /// The longest Unix socket path `sun_path` holds, with its terminating NUL.
-    #if os(Linux)
-    static let maxSocketPathBytes = 107
-    #else
+    /// The longest Unix socket path SwiftNIO binds: what every platform's `sun_path` holds.
     static let maxSocketPathBytes = 103
-    #endif
 
     /// `--socket` or `--port`, else `GATEWAY_SOCKET` or `GATEWAY_PORT`: a flag overrides the
     /// environment's address, and two addresses from the same source are an error.
@@ -286,7 +282,7 @@ struct GatewaySettings: Sendable {
         if let socket {
             guard socket.utf8.count <= maxSocketPathBytes, !socket.utf8.contains(0) else {
                 throw ValidationError(
-                    "the socket path \(socket) is invalid: at most \(maxSocketPathBytes) bytes fit a Unix socket address."
+                    "the socket path \(socket) is invalid: a Unix socket address holds at most \(maxSocketPathBytes) bytes."
                 )
             }
             let owner = options.socketOwner ?? environment["GATEWAY_SOCKET_OWNER"]
