@@ -31,7 +31,8 @@ import Darwin
 /// (each request's ``Environ/logger`` adds the request id, method and path to it), and
 /// reports failures by throwing. In CGI mode standard output is the response, so that
 /// logger must not write to standard output. ``serve(_:roles:)`` is the one-line path that
-/// does bootstrap logging and exits.
+/// does bootstrap logging and exits. It does set `SIGPIPE` to be ignored for the process, so
+/// that a peer gone mid-write is an error, not the end of the app.
 public struct GatewayServer: Service {
     /// Why ``run()`` failed in CGI mode; `exitStatus` is what a CGI program exits with.
     public struct CGIFailure: Error, Sendable, CustomStringConvertible {
