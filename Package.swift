@@ -33,7 +33,11 @@ let package = Package(
         // Layer 1: the interface itself. No I/O.
         .target(
             name: "Gateway",
-            dependencies: [.product(name: "HTTPTypes", package: "swift-http-types")]
+            dependencies: [
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                // environ.logger: a Logger per request.
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         // Layer 2: the FastCGI wire protocol. Pure: no sockets, no event loops.
         .target(
@@ -115,7 +119,15 @@ let package = Package(
         // A FastCGI Authorizer for Apache mod_authnz_fcgi (apache/authorizer.conf).
         .executableTarget(name: "authorizer-example", dependencies: ["SwiftGateway"]),
         // The README's example, compiled so that it stays true (a test compares the two).
-        .executableTarget(name: "readme-example", dependencies: ["SwiftGateway"]),
+        .executableTarget(
+            name: "readme-example",
+            dependencies: [
+                "SwiftGateway",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(
             name: "fcgi-load",
             dependencies: [
@@ -137,7 +149,12 @@ let package = Package(
             path: "Tests/FastCGIFuzzer",
             exclude: ["Corpus"]
         ),
-        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "GatewayTesting", "GatewayTestHarness"]),
+        .testTarget(
+            name: "GatewayTests",
+            dependencies: [
+                "Gateway", "GatewayTesting", "GatewayTestHarness", .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The public testing API, used as an app's tests use it: no harness.
         .testTarget(
             name: "GatewayTestingTests",
@@ -147,7 +164,10 @@ let package = Package(
             name: "FastCGITests",
             dependencies: ["FastCGI", .product(name: "NIOCore", package: "swift-nio")]
         ),
-        .testTarget(name: "CGITests", dependencies: ["CGI", "Gateway", "GatewayTestHarness"]),
+        .testTarget(
+            name: "CGITests",
+            dependencies: ["CGI", "Gateway", "GatewayTestHarness", .product(name: "Logging", package: "swift-log")]
+        ),
         .testTarget(
             name: "FastCGIServerTests",
             dependencies: ["FastCGIServer", "FastCGI", "Gateway", "GatewayTestHarness"]
@@ -169,6 +189,18 @@ let package = Package(
                 "GatewayObservability", "Gateway",
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
+            ]
+        ),
+        // The composable server through SwiftGateway's public API: options, GatewayServer in
+        // an app's own ServiceGroup, per-request logging, the built executables' exit statuses.
+        .testTarget(
+            name: "SwiftGatewayTests",
+            dependencies: [
+                "SwiftGateway", "GatewayTestHarness", "FastCGI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
     ]

@@ -1,4 +1,5 @@
 public import Gateway
+public import Logging
 
 #if canImport(Glibc)
 import Glibc
@@ -32,9 +33,13 @@ public enum CGIServer {
     /// `HTTP_PROXY` (a client's `Proxy:` header) is removed from the process environment
     /// before the application runs (httpoxy, CVE-2016-5385: HTTP libraries and child
     /// processes would take it as their proxy); it stays readable in the ``Environ``.
+    ///
+    /// `logger` is the base of the request's ``Environ/logger`` (which adds the request id,
+    /// method and path). Standard output is the response, so it must not log there.
     nonisolated(nonsending) public static func run(
         _ application: some GatewayApplication,
-        maxBodyBytes: Int = defaultMaxBodyBytes
+        maxBodyBytes: Int = defaultMaxBodyBytes,
+        logger: Logger = Environ.discardingLogger
     ) async -> Int32 {
         if getenv("REQUEST_METHOD") == nil, isatty(0) != 0 {
             let name = CommandLine.arguments.first ?? "app"
@@ -42,41 +47,21 @@ public enum CGIServer {
             return 2
         }
         let variables = takeProcessEnvironment()
-        return await run(application, variables: variables, maxBodyBytes: maxBodyBytes)
+        return await run(application, variables: variables, maxBodyBytes: maxBodyBytes, logger: logger)
     }
 
     /// The body limit when none is configured: 1 GiB, as for FastCGI.
     public static let defaultMaxBodyBytes = 1 << 30
 
-    /// The body limit a `GATEWAY_MAX_BODY_BYTES` value asks for: the default when nil, else a
-    /// non-negative decimal integer. CGI has no flags, so a malformed value cannot stop a start
-    /// that is not there: the entry point answers the request with
-    /// ``answerMisconfigured(_:output:error:)`` instead.
-    public static func maxBodyBytes(fromEnvironmentValue value: String?) throws(CGIConfigurationError) -> Int {
-        guard let value else { return defaultMaxBodyBytes }
-        guard !value.isEmpty, value.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
-            let limit = Int(value)
-        else {
-            throw CGIConfigurationError(
-                "GATEWAY_MAX_BODY_BYTES=\(value) is not a non-negative decimal integer of at most \(Int.max)"
-            )
-        }
-        return limit
-    }
-
     /// Answers the request with a `500` and writes `problem` on standard error, for a
-    /// configuration that makes serving impossible; returns the exit status, 1.
-    public static func answerMisconfigured(
-        _ problem: CGIConfigurationError,
-        output: Int32 = 1,
-        error: Int32 = 2
-    )
-        -> Int32
-    {
-        writeAll(error, Array("swift-gateway: \(problem.description); answering 500\n".utf8))
+    /// configuration value (a `GATEWAY_*` variable) the process cannot serve with. CGI has no
+    /// start at which to refuse it, so the request gets a clean `500` instead of a malformed
+    /// response; returns the exit status, 64 (`EX_USAGE`), as a FastCGI start would.
+    public static func answerMisconfigured(_ problem: String, output: Int32 = 1, error: Int32 = 2) -> Int32 {
+        writeAll(error, Array("swift-gateway: \(problem); answering 500\n".utf8))
         let answer = ResponseDriver.internalServerError
         writeAll(output, answer.head + answer.body)
-        return 1
+        return 64
     }
 
     /// Serves one request with explicit variables and file descriptors: what ``run(_:)`` does
@@ -87,13 +72,15 @@ public enum CGIServer {
         input: Int32 = 0,
         output: Int32 = 1,
         error: Int32 = 2,
-        maxBodyBytes: Int = defaultMaxBodyBytes
+        maxBodyBytes: Int = defaultMaxBodyBytes,
+        logger: Logger = Environ.discardingLogger
     ) async -> Int32 {
         signal(SIGPIPE, SIG_IGN)
         let errors = ErrorStream { message in writeAll(error, Array(message.utf8)) }
         var environ = Environ(
             variables: variables,
             errors: errors,
+            logger: logger,
             multithread: false,
             multiprocess: true,
             runOnce: true
@@ -181,32 +168,6 @@ extension ResponseOutcome {
     }
 }
 
-/// A configuration value a CGI process cannot serve with (CGI has no flags to reject at start).
-public struct CGIConfigurationError: Error, CustomStringConvertible, Sendable {
-    /// What is wrong, for the error log.
-    public let description: String
-
-    init(_ description: String) {
-        self.description = description
-    }
-}
-
-/// Thrown while reading the request body when standard input fails or ends before
-/// `CONTENT_LENGTH` bytes arrived (the client went away during an upload).
-public struct CGIInputError: Error, CustomStringConvertible {
-    /// How many body bytes arrived.
-    public let received: Int
-    /// How many `CONTENT_LENGTH` announced.
-    public let expected: Int
-    /// The `errno` of a failed read, or nil when standard input simply ended.
-    public let errorNumber: Int32?
-
-    public var description: String {
-        let reason = errorNumber.map { "read failed: \(errorName($0))" } ?? "standard input ended"
-        return "request body incomplete, \(reason) after \(received) of \(expected) bytes"
-    }
-}
-
 /// Reads the request body from a file descriptor in chunks of up to 64 KiB, never asking
 /// for more than the bytes `CONTENT_LENGTH` announced (so it never blocks on data that will
 /// not come).
@@ -234,7 +195,7 @@ final class DescriptorBodySource: RequestBodySource, @unchecked Sendable {
     private var fileWritten = 0
     private var fileRead = 0
     /// The error that ended spooling, thrown once the application reached it.
-    private var pendingError: CGIInputError?
+    private var pendingError: RequestBodyIncomplete?
     static let memoryLimit = 1 << 20
     static let chunkSize = 65536
 
@@ -299,7 +260,11 @@ final class DescriptorBodySource: RequestBodySource, @unchecked Sendable {
         if spoolFile < 0 {
             spoolFile = openTemporaryFile()
             if spoolFile < 0 {
-                pendingError = CGIInputError(received: received, expected: length, errorNumber: errno)
+                pendingError = RequestBodyIncomplete(
+                    reason: .readFailed(errno: errno),
+                    received: received,
+                    expected: length
+                )
                 return
             }
         }
@@ -307,7 +272,11 @@ final class DescriptorBodySource: RequestBodySource, @unchecked Sendable {
             writeAll(spoolFile, bytes, UnsafeRawBufferPointer(start: nil, count: 0), offset: fileWritten)
         }
         if failure != 0 {
-            pendingError = CGIInputError(received: received, expected: length, errorNumber: failure)
+            pendingError = RequestBodyIncomplete(
+                reason: .readFailed(errno: failure),
+                received: received,
+                expected: length
+            )
             return
         }
         fileWritten += chunk.count
@@ -333,7 +302,7 @@ final class DescriptorBodySource: RequestBodySource, @unchecked Sendable {
 
     /// One `read(2)` (or `pread(2)` at `offset`) of up to `count` bytes, retried on `EINTR`;
     /// throws when it fails or finds the end of the input early.
-    private func readChunk(from fd: Int32, count: Int, at offset: Int?) throws(CGIInputError) -> [UInt8] {
+    private func readChunk(from fd: Int32, count: Int, at offset: Int?) throws(RequestBodyIncomplete) -> [UInt8] {
         var failure: Int32 = 0
         let chunk = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
             while true {
@@ -352,7 +321,11 @@ final class DescriptorBodySource: RequestBodySource, @unchecked Sendable {
             }
         }
         guard failure == 0, !chunk.isEmpty else {
-            throw CGIInputError(received: received, expected: length, errorNumber: failure == 0 ? nil : failure)
+            throw RequestBodyIncomplete(
+                reason: failure == 0 ? .endOfInput : .readFailed(errno: failure),
+                received: received,
+                expected: length
+            )
         }
         return chunk
     }

@@ -100,7 +100,7 @@ final class ConnectionHandler<App: GatewayApplication>: ChannelDuplexHandler, Re
         endedWhileDecoding.removeAll()
         for request in interrupted where !request.isEnded {
             request.isEnded = true
-            request.body.fail(RequestInterruption.connectionClosed)
+            request.body.fail(RequestBodyIncomplete(reason: .connectionClosed))
             request.task?.cancel()
             server.releaseRequest()
         }
@@ -190,7 +190,7 @@ final class ConnectionHandler<App: GatewayApplication>: ChannelDuplexHandler, Re
                 logger.info("request \(request.id): the web server closed its side before the params ended")
                 end(request, appStatus: 1, context: context)
             } else if !request.stdinEnded {
-                if request.body.fail(RequestInterruption.inputClosed) { bodyDrained() }
+                if request.body.fail(RequestBodyIncomplete(reason: .connectionClosed)) { bodyDrained() }
             }
         }
     }
@@ -244,7 +244,7 @@ final class ConnectionHandler<App: GatewayApplication>: ChannelDuplexHandler, Re
         case .abort(let id):
             guard let request = requests[id] else { return }
             request.task?.cancel()
-            if request.body.fail(RequestInterruption.aborted) { bodyDrained() }
+            if request.body.fail(RequestBodyIncomplete(reason: .aborted)) { bodyDrained() }
             resumeWaiters(of: request, throwing: RequestInterruption.aborted)
             end(request, appStatus: 1, context: context)
         case .getValues(let names):
@@ -314,16 +314,17 @@ final class ConnectionHandler<App: GatewayApplication>: ChannelDuplexHandler, Re
         let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
         let loopBoundRequest = NIOLoopBound(request, eventLoop: context.eventLoop)
         let logger = self.logger
-        let requestID = request.id
+        // The id of this request in the application's logger and in the server's lines.
+        let requestID = GatewayRequestID(variables: variables)
         let errors = ErrorStream { message in
             if Task.isCancelled {
                 // The web server aborted the request or closed the connection (its client went
                 // away): what is reported now is that cancellation, not a fault of the app, and
                 // nobody is left to receive FCGI_STDERR.
-                logger.debug("request cancelled: \(message.dropLast())", metadata: ["request": "\(requestID)"])
+                logger.debug("request cancelled: \(message.dropLast())", metadata: ["request-id": "\(requestID)"])
                 return
             }
-            logger.warning("application: \(message.dropLast())", metadata: ["request": "\(requestID)"])
+            logger.warning("application: \(message.dropLast())", metadata: ["request-id": "\(requestID)"])
             // On the loop (the usual case: the request's own task) write at once; a deferred
             // write would land after the request ended (a thrown error ends it right away) and
             // be dropped, so the web server's error log would never see it.
@@ -338,6 +339,8 @@ final class ConnectionHandler<App: GatewayApplication>: ChannelDuplexHandler, Re
         var environ = Environ(
             variables: variables,
             errors: errors,
+            logger: logger,
+            requestID: requestID,
             multithread: true,
             multiprocess: server.multiprocess,
             runOnce: false
@@ -346,7 +349,7 @@ final class ConnectionHandler<App: GatewayApplication>: ChannelDuplexHandler, Re
         environ.input = GatewayRequestBody(source: request.body, contentLength: contentLength)
         let application: any GatewayApplication
         if let contentLength, contentLength > server.limits.maxBodyBytes {
-            logger.warning("request \(requestID): body of \(contentLength) bytes over the limit, answering 413")
+            environ.logger.warning("body of \(contentLength) bytes over the limit, answering 413")
             environ.input = .empty
             let maximum = server.limits.maxBodyBytes
             application = ClosureApplication { _ in throw RequestBodyTooLarge(maximum: maximum) }
@@ -452,7 +455,7 @@ final class ConnectionHandler<App: GatewayApplication>: ChannelDuplexHandler, Re
         )
         context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
         server.releaseRequest()
-        if request.body.fail(RequestInterruption.requestEnded) { bodyDrained() }
+        if request.body.fail(RequestBodyIncomplete(reason: .requestEnded)) { bodyDrained() }
         if isDecoding, !request.keepConnection {
             // A request that ends while its own records are being decoded (a quick answer runs
             // inside `channelRead`) and then closes the connection stays known to the decoder

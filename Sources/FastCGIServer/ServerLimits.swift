@@ -26,6 +26,17 @@ public struct ServerLimits: Sendable {
     /// Seconds a connection may stay open with nothing arriving and no application running
     /// (requests whose params never ended do not count); 0 or less never closes one.
     public var idleTimeoutSeconds: Int64 = 300
+    /// Seconds a request's params may take from its `FCGI_BEGIN_REQUEST` to their end, however
+    /// the bytes trickle in (nginx's `client_header_timeout` is the model).
+    public var paramsTimeoutSeconds: Int64 = 60
+    /// Seconds a started request may wait for body bytes, or for the socket to take its
+    /// output, before it is failed (nginx's `fastcgi_send_timeout`/`send_timeout`).
+    public var stallTimeoutSeconds: Int64 = 60
+    /// Seconds a closing connection gets to flush what it wrote before it is closed anyway.
+    public var closeTimeoutSeconds: Int64 = 5
+    /// Bytes of output a connection holds unsent before it stops reading (replies to
+    /// management records, pipelined responses and `FCGI_STDERR` included).
+    public var outputBufferBytes: Int = 1 << 20
 
     /// The defaults.
     public init() {}

@@ -1,4 +1,5 @@
 public import HTTPTypes
+public import Logging
 
 /// Everything a server tells an application about one request (the WSGI `environ`).
 ///
@@ -27,12 +28,26 @@ public struct Environ: Sendable {
     public var multiprocess: Bool
     /// True when this process serves one request and exits (CGI).
     public var runOnce: Bool
+    /// The id of this request in every log line about it (``logger``'s and the server's own):
+    /// the web server's `X-Request-ID` when it sent a sane one, else a generated one.
+    public let requestID: GatewayRequestID
+
+    /// The server's logger, or the one an application set; see ``logger``.
+    private var baseLogger: Logger
+    /// Whether ``baseLogger`` was set by the application and is returned as it is.
+    private var loggerWasSet = false
 
     /// Creates an environ; servers call this once per request.
+    ///
+    /// `logger` is the server's: ``logger`` adds this request's metadata to it. `requestID`
+    /// is made from the variables when nil; a server that logs about the request before the
+    /// environ exists makes it first (``GatewayRequestID/init(variables:)``) and passes it.
     public init(
         variables: CGIVariables,
         input: GatewayRequestBody = .empty,
         errors: ErrorStream = .discarding,
+        logger: Logger = Environ.discardingLogger,
+        requestID: GatewayRequestID? = nil,
         multithread: Bool,
         multiprocess: Bool,
         runOnce: Bool
@@ -41,11 +56,40 @@ public struct Environ: Sendable {
         self.variables = Environ.removingDuplicateContentHeaders(variables)
         self.input = input
         self.errors = errors
+        self.baseLogger = logger
+        self.requestID = requestID ?? GatewayRequestID(variables: variables)
         self.version = .current
         self.multithread = multithread
         self.multiprocess = multiprocess
         self.runOnce = runOnce
     }
+
+    /// A logger for this request (swift-log): the server's logger with the metadata
+    /// `request-id` (``requestID``), `method` (``requestMethod``) and `path` (``path``, decoded,
+    /// without the query, which may carry secrets). The server's own lines about this request
+    /// carry the same `request-id`.
+    ///
+    /// It is built when read, so a request that logs nothing pays nothing; bind it to a local
+    /// (`let logger = environ.logger`) to log several lines. Middleware may set it (to add
+    /// metadata for the application below); a logger that was set is returned as it is.
+    public var logger: Logger {
+        get {
+            if loggerWasSet { return baseLogger }
+            var logger = baseLogger
+            logger[metadataKey: "request-id"] = .stringConvertible(requestID)
+            logger[metadataKey: "method"] = .string(requestMethod)
+            logger[metadataKey: "path"] = .string(path)
+            return logger
+        }
+        set {
+            baseLogger = newValue
+            loggerWasSet = true
+        }
+    }
+
+    /// A logger that drops everything: the default of environs made without a server's logger
+    /// (tests, in-process calls).
+    public static let discardingLogger = Logger(label: "swift-gateway", factory: { _ in SwiftLogNoOpLogHandler() })
 
     /// The raw value of a CGI meta-variable, or nil when the server did not send it.
     public subscript(name: String) -> String? { variables[name] }
@@ -118,7 +162,7 @@ extension Environ {
 
     /// `uri` without the `scheme://authority` of an absolute-form request target
     /// (`GET http://host/path`), which a web server may pass on as it came.
-    private static func originForm(_ uri: String) -> Substring {
+    static func originForm(_ uri: String) -> Substring {
         let target = uri[...]
         guard !target.hasPrefix("/"), let colon = target.firstIndex(of: ":") else { return target }
         let afterScheme = target[target.index(after: colon)...]
@@ -198,7 +242,8 @@ extension Environ {
 extension Int {
     /// Parses ASCII decimal digits only: no sign, no spaces, no overflow. CGI's numbers
     /// (`CONTENT_LENGTH`, `SERVER_PORT`) are bare digits, and `Int("+5")` would accept more.
-    public init?(decimalDigits text: String) {
+    /// `package`: a helper of this package's servers, not part of the interface apps import.
+    package init?(decimalDigits text: String) {
         guard !text.isEmpty, text.utf8.count <= 18 else { return nil }
         var value = 0
         for byte in text.utf8 {

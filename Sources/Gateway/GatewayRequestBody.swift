@@ -16,9 +16,16 @@ public protocol RequestBodySource: Sendable {
 public struct GatewayRequestBody: AsyncSequence, Sendable {
     /// A chunk of body bytes.
     public typealias Element = [UInt8]
+    /// Reading fails with ``RequestBodyIncomplete`` when the body ends early, with
+    /// ``RequestBodyTooLarge`` past a limit, or with `CancellationError`.
+    public typealias Failure = any Error
 
     private let source: (any RequestBodySource)?
     private let limit: Int?
+
+    /// The length the request declared (`CONTENT_LENGTH`), nil when unknown: like
+    /// `HTTPBody.Length` in swift-openapi-runtime, for bridges that need it up front.
+    public var declaredLength: Int? { limit }
 
     /// A body read from `source`, cut at `contentLength` bytes when that is known.
     public init(source: any RequestBodySource, contentLength: Int?) {
@@ -36,7 +43,7 @@ public struct GatewayRequestBody: AsyncSequence, Sendable {
     public static let empty = GatewayRequestBody(bytes: [])
 
     public func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(source: source, expected: limit, remaining: limit)
+        AsyncIterator(source: source, expected: limit, remaining: limit, received: 0)
     }
 
     /// Reads the whole body, throwing ``RequestBodyTooLarge`` past `maximum` bytes.
@@ -64,14 +71,23 @@ public struct GatewayRequestBody: AsyncSequence, Sendable {
         let source: (any RequestBodySource)?
         let expected: Int?
         var remaining: Int?
+        var received: Int
 
         /// The next chunk, cut so that the total never passes `CONTENT_LENGTH`; throws
-        /// ``RequestBodyIncomplete`` when the body ends before it.
+        /// ``RequestBodyIncomplete`` when the body ends before it, with this body's counts.
         nonisolated(nonsending) public mutating func nextChunk() async throws -> [UInt8]? {
             guard let source, remaining != 0 else { return nil }
-            guard var chunk = try await source.read() else {
+            let next: [UInt8]?
+            do {
+                next = try await source.read()
+            } catch var incomplete as RequestBodyIncomplete {
+                incomplete.received = received
+                incomplete.expected = expected
+                throw incomplete
+            }
+            guard var chunk = next else {
                 if let expected, let left = remaining, left > 0 {
-                    throw RequestBodyIncomplete(received: expected - left, expected: expected)
+                    throw RequestBodyIncomplete(reason: .endOfInput, received: received, expected: expected)
                 }
                 remaining = 0
                 return nil
@@ -80,6 +96,7 @@ public struct GatewayRequestBody: AsyncSequence, Sendable {
                 if chunk.count > left { chunk.removeLast(chunk.count - left) }
                 remaining = left - chunk.count
             }
+            received += chunk.count
             return chunk
         }
 
@@ -90,22 +107,6 @@ public struct GatewayRequestBody: AsyncSequence, Sendable {
         public mutating func next(isolation actor: isolated (any Actor)?) async throws -> [UInt8]? {
             try await nextChunk()
         }
-    }
-}
-
-/// Thrown when a body ends before the `CONTENT_LENGTH` its request announced (the client or
-/// the web server went away during the upload): a short body is never taken for a whole one.
-public struct RequestBodyIncomplete: Error, CustomStringConvertible {
-    /// How many body bytes arrived.
-    public let received: Int
-    /// How many `CONTENT_LENGTH` announced.
-    public let expected: Int
-    public var description: String { "request body incomplete: it ended after \(received) of \(expected) bytes" }
-
-    /// The error for a body that ended after `received` of `expected` bytes.
-    public init(received: Int, expected: Int) {
-        self.received = received
-        self.expected = expected
     }
 }
 

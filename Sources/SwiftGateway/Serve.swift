@@ -1,13 +1,9 @@
 import ArgumentParser
 import CGI
-import FastCGIServer
 @_exported import Gateway
 @_exported import HTTPTypes
 import Logging
-import NIOPosix
 import ServiceLifecycle
-
-@_exported import struct FastCGI.Role
 
 #if canImport(Glibc)
 import Glibc
@@ -17,110 +13,132 @@ import Musl
 import Darwin
 #endif
 
-/// Runs `application` the way this process was started, then exits.
+/// Runs `application` the way this process was started, then exits: the one-line program.
 ///
-/// Decides like libfcgi's `FCGX_IsCGI`: `--socket`/`--port` flags, or a listening socket on
-/// fd 0 (spawn-fcgi, Apache mod_fcgid, `cgi-fcgi -start`), mean FastCGI; a `REQUEST_METHOD`
-/// in the environment means one CGI request. One binary therefore deploys both ways.
+/// Decides like libfcgi's `FCGX_IsCGI`: a web server's CGI request (`REQUEST_METHOD` set,
+/// fd 0 not a listening socket) is answered once, reading no flags (Apache passes parts of a
+/// query string as arguments); otherwise the flags of ``GatewayOptions`` are parsed, and
+/// `--socket`/`--port`, or a listening socket on fd 0 (spawn-fcgi, Apache mod_fcgid,
+/// `cgi-fcgi -start`), mean FastCGI until SIGTERM or SIGINT. One binary deploys both ways.
+///
+/// Unlike ``GatewayServer``, which it runs in a `ServiceGroup` of its own, `serve`
+/// **bootstraps logging** (swift-log's `LoggingSystem`, which can be bootstrapped once per
+/// process) for FastCGI: to standard error, at `--log-level`/`GATEWAY_LOG_LEVEL`. For a CGI
+/// request it leaves `LoggingSystem` alone (bootstrapping it would cost start-up time):
+/// ``Environ/logger`` writes to standard error at `GATEWAY_LOG_LEVEL`, and other loggers of
+/// the app keep swift-log's default, standard output, which is the response; log through
+/// ``Environ/logger``. An app that sets up its own logging, parses its own flags or runs
+/// other services uses ``GatewayServer``.
+///
+/// Exit status: 0 after a graceful shutdown or a CGI response; 64 (EX_USAGE) for an invalid
+/// flag or `GATEWAY_*` variable, with a message naming it; 1 when the server fails (the socket
+/// cannot be bound) or a CGI response was cut short; 2 when started by hand from a terminal.
 ///
 /// Over FastCGI the application plays the `roles` given: Responder by default; pass
 /// `[.authorizer]` for an Apache `mod_authnz_fcgi` Authorizer (200 allows the request, its
 /// `Variable-NAME:` headers become variables of the request Apache then serves; any other
 /// status refuses it). Other roles are refused with `FCGI_UNKNOWN_ROLE`.
+///
+/// The CGI path stays on the caller's executor (no task, no service group), which keeps a
+/// CGI request's start-up near a C program's.
 nonisolated(nonsending) public func serve(
     _ application: some GatewayApplication,
-    roles: Set<Role> = [.responder]
+    roles: Set<FastCGIRole> = [.responder]
 ) async -> Never {
     signal(SIGPIPE, SIG_IGN)
-    let listeningOnStandardInput = ServeMode.isListeningSocket(0)
-    // A CGI request never reads flags: Apache passes parts of a query string as arguments.
-    if !listeningOnStandardInput, getenv("REQUEST_METHOD") != nil {
-        let maxBodyBytes: Int
+    if ProcessMode.isCGIRequest {
+        let settings: CGISettings
         do {
-            maxBodyBytes = try CGIServer.maxBodyBytes(fromEnvironmentValue: environment("GATEWAY_MAX_BODY_BYTES"))
+            settings = try CGISettings(environment: .process)
         } catch {
-            exit(CGIServer.answerMisconfigured(error))
+            // The web server's client gets a clean 500; the log gets the value named.
+            exit(CGIServer.answerMisconfigured("\(error)"))
         }
-        exit(await CGIServer.run(application, maxBodyBytes: maxBodyBytes))
+        // Not bootstrapped, and not swift-log's StreamLogHandler: each costs a CGI request
+        // about 0.08 ms of CPU at start (see StandardErrorLogHandler).
+        let level = settings.logLevel
+        let logger = Logger(label: "swift-gateway") { StandardErrorLogHandler(label: $0, logLevel: level) }
+        exit(await CGIServer.run(application, maxBodyBytes: settings.maxBodyBytes, logger: logger))
     }
-    let options: ServeOptions
+    let command: ServeCommand
     do {
-        options = try ServeOptions.parse(Array(CommandLine.arguments.dropFirst()))
+        command = try ServeCommand.parse(Array(CommandLine.arguments.dropFirst()))
     } catch {
-        ServeOptions.exit(withError: error)
+        ServeCommand.exit(withError: error)
     }
-    let address: ListenAddress
-    if let requested = options.requestedAddress {
-        address = requested
-    } else if listeningOnStandardInput {
-        address = .inheritedDescriptor(0)
-    } else {
-        // Neither FastCGI nor a CGI request: let the CGI runner explain how to start the app.
-        exit(await CGIServer.run(application))
-    }
-    exit(await runFastCGI(application, address: address, options: options, roles: roles))
-}
-
-/// Runs the application made from `handler`; see ``serve(_:roles:)``.
-nonisolated(nonsending) public func serve(
-    roles: Set<Role> = [.responder],
-    _ handler: @escaping ClosureApplication.Handler
-) async -> Never {
-    await serve(ClosureApplication(handler), roles: roles)
-}
-
-private func runFastCGI(
-    _ application: some GatewayApplication,
-    address: ListenAddress,
-    options: ServeOptions,
-    roles: Set<Role>
-) async -> Int32 {
-    let level = Logger.Level(rawValue: options.logLevel) ?? .info
-    LoggingSystem.bootstrap { label in
-        var handler = StreamLogHandler.standardError(label: label)
-        handler.logLevel = level
-        return handler
-    }
+    bootstrapStandardErrorLogging(level: command.gateway.logLevel)
     let logger = Logger(label: "swift-gateway")
-    let server = FastCGIServer(
-        application: application,
-        configuration: .init(
-            address: address,
-            limits: options.limits,
-            allowedPeers: WebServerAllowList(environment("FCGI_WEB_SERVER_ADDRS")),
-            shutdownGracePeriod: .seconds(options.shutdownTimeout),
-            roles: roles,
-            logger: logger
-        ),
-        // Never shut down: the process exits when the server returns.
-        eventLoopGroup: MultiThreadedEventLoopGroup(numberOfThreads: options.eventLoopThreads ?? UsableCPUs.count)
-    )
+    let server = GatewayServer(application, options: command.gateway, roles: roles, logger: logger)
     let group = ServiceGroup(
         configuration: .init(
-            services: [.init(service: server)],
+            services: [
+                .init(
+                    service: server,
+                    successTerminationBehavior: .gracefullyShutdownGroup,
+                    failureTerminationBehavior: .gracefullyShutdownGroup
+                )
+            ],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         )
     )
     do {
         try await group.run()
-        return 0
+        exit(0)
+    } catch let failure as GatewayServer.CGIFailure {
+        exit(failure.exitStatus)
     } catch {
         logger.critical("\(error)")
-        return 1
+        exit(1)
     }
 }
 
-/// How the process was started.
-enum ServeMode {
-    /// True when `descriptor` is a socket that is not connected: a listening socket handed
-    /// over by a process manager (libfcgi's test: `getpeername` fails with `ENOTCONN`).
-    static func isListeningSocket(_ descriptor: Int32) -> Bool {
-        var address = sockaddr_storage()
-        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let result = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(descriptor, $0, &length) }
-        }
-        return result != 0 && errno == ENOTCONN
+/// Runs the application made from `handler`; see ``serve(_:roles:)``.
+nonisolated(nonsending) public func serve(
+    roles: Set<FastCGIRole> = [.responder],
+    _ handler: @escaping ClosureApplication.Handler
+) async -> Never {
+    await serve(ClosureApplication(handler), roles: roles)
+}
+
+private func bootstrapStandardErrorLogging(level: Logger.Level) {
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = level
+        return handler
     }
+}
+
+/// The command line of ``serve(_:roles:)``: ``GatewayOptions`` with the help's introduction.
+struct ServeCommand: ParsableCommand {
+    static var configuration: CommandConfiguration {
+        CommandConfiguration(
+            commandName: CommandLine.arguments.first.map { String($0.split(separator: "/").last ?? "app") },
+            abstract: "Serve this web application over FastCGI (or answer one CGI request).",
+            discussion: """
+                How the mode is chosen:
+                  • REQUEST_METHOD set by a web server: answer one CGI request
+                    (no flags are read then).
+                  • --socket PATH or --port N: listen for FastCGI connections
+                    (nginx fastcgi_pass, Apache mod_proxy_fcgi).
+                  • a listening socket on standard input (spawn-fcgi, Apache
+                    mod_fcgid, cgi-fcgi -start): serve FastCGI on it.
+
+                Every option also reads the environment variable in its help;
+                a flag overrides it. A malformed or out-of-range value of
+                either is an error (exit status 64).
+
+                Examples:
+                  app --socket /run/app/fcgi.sock  # fastcgi_pass unix:/run/app/fcgi.sock;
+                  app --port 9000                  # 127.0.0.1:9000; --host :: for IPv6
+                  spawn-fcgi -s /run/app/fcgi.sock -M 0660 -- ./app
+
+                TCP peers are limited to FCGI_WEB_SERVER_ADDRS (comma-separated)
+                when it is set. SIGTERM or SIGINT stops accepting, lets requests
+                in flight finish, and exits 0.
+                """
+        )
+    }
+
+    @OptionGroup var gateway: GatewayOptions
 }

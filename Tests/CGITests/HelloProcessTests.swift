@@ -114,7 +114,7 @@ struct HelloProcessTests {
         let response = try ResponseParser.parseCGI(result.standardOutput)
         #expect(result.status == 1)
         #expect(response.text == "abcd")
-        #expect(result.errorText.contains("request body incomplete, standard input ended after 4 of 10 bytes"))
+        #expect(result.errorText.contains("request body incomplete: the input ended after 4 of 10 bytes"))
     }
 
     @Test func startedFromATerminalPrintsHowToRunIt() async throws {

@@ -98,7 +98,7 @@ extension FastCGIServerTests {
                 response.expectCompleted()
                 #expect(response.status == 500, "\(response.bodyString)")
                 #expect(
-                    String(decoding: response.stderr, as: UTF8.self).contains("it ended after 10 of 100 bytes"),
+                    String(decoding: response.stderr, as: UTF8.self).contains("the input ended after 10 of 100 bytes"),
                     "\(probe.log)"
                 )
                 let next = try await client.perform(.get("/hello", id: 1, keepConnection: true))

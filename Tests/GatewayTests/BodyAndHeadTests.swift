@@ -15,7 +15,7 @@ struct RequestBodyTests {
             Issue.record("no error for a body 2 bytes short")
         } catch let error as RequestBodyIncomplete {
             #expect(error.received == 3 && error.expected == 5)
-            #expect("\(error)" == "request body incomplete: it ended after 3 of 5 bytes")
+            #expect("\(error)" == "request body incomplete: the input ended after 3 of 5 bytes")
         }
         // Without CONTENT_LENGTH the stream's end is the body's end.
         #expect(
