@@ -61,7 +61,7 @@ let package = Package(
         .target(
             name: "SwiftGateway",
             dependencies: [
-                "Gateway", "CGI", "FastCGIServer",
+                "Gateway", "CGI", "FastCGIServer", "GatewayHTTPServer",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

@@ -45,6 +45,15 @@ public struct GatewayOptions: ParsableArguments, Sendable {
     @Option(help: Setting.port.help)
     var port: String?
 
+    @Option(
+        help: """
+            For development only: serve over HTTP/1.1 on HOST:PORT (e.g. 127.0.0.1:8080, [::1]:8080, \
+            :8080) without nginx, the environ filled as nginx's fastcgi_params would. Production goes \
+            behind nginx or Apache over FastCGI. [env: GATEWAY_HTTP]
+            """
+    )
+    var http: String?
+
     @Option(help: "Address to listen on with --port (default 127.0.0.1; :: for IPv6). [env: GATEWAY_HOST]")
     var host: String?
 

@@ -1,6 +1,7 @@
 import CGI
 import FastCGIServer
 public import Gateway
+import GatewayHTTPServer
 public import Logging
 import NIOPosix
 public import ServiceLifecycle
@@ -78,6 +79,10 @@ public struct GatewayServer: Service {
             return
         }
         let settings = try GatewaySettings(options, environment: .process)
+        if let http = settings.http {
+            try await Self.serveHTTP(application, address: http, settings: settings, logger: logger)
+            return
+        }
         guard let address = settings.address ?? (ProcessMode.isListeningSocket(0) ? .inheritedDescriptor(0) : nil)
         else {
             // Neither FastCGI nor a CGI request: the CGI runner explains how to start the app.
@@ -89,6 +94,22 @@ public struct GatewayServer: Service {
 
     private static func check(_ status: Int32) throws {
         if status != 0 { throw CGIFailure(exitStatus: status) }
+    }
+
+    /// `--http`: the development server, with the FastCGI limits that mean the same there.
+    private static func serveHTTP<App: GatewayApplication>(
+        _ application: App,
+        address: HTTPServerAddress,
+        settings: GatewaySettings,
+        logger: Logger
+    ) async throws {
+        var limits = HTTPServerLimits()
+        limits.maxBodyBytes = settings.limits.maxBodyBytes
+        limits.bodyBufferBytes = settings.limits.bodyBufferBytes
+        limits.maxConnections = settings.limits.maxConnections
+        limits.shutdownGracePeriod = .seconds(settings.shutdownTimeoutSeconds)
+        let server = GatewayHTTPServer(application: application, address: address, logger: logger, limits: limits)
+        try await server.run()
     }
 
     private static func serveFastCGI<App: GatewayApplication>(

@@ -1,6 +1,7 @@
 import ArgumentParser
 import FastCGIServer
 import Gateway
+import GatewayHTTPServer
 import Logging
 
 #if canImport(Glibc)
@@ -216,6 +217,8 @@ struct CGISettings: Sendable {
 struct GatewaySettings: Sendable {
     /// Where to listen, or nil when neither flags nor variables name an address.
     var address: ListenAddress?
+    /// `--http`/`GATEWAY_HTTP`: the development HTTP server's address, instead of FastCGI.
+    var http: HTTPServerAddress?
     var limits: ServerLimits
     var shutdownTimeoutSeconds: Int
     /// Event-loop threads, or nil for one per usable CPU.
@@ -224,6 +227,12 @@ struct GatewaySettings: Sendable {
 
     init(_ options: GatewayOptions, environment: SettingsEnvironment) throws {
         address = try Self.address(options, environment)
+        http = try Self.httpAddress(options, environment)
+        if http != nil, address != nil {
+            throw ValidationError(
+                "--http serves HTTP for development instead of FastCGI: pass it without --socket or --port."
+            )
+        }
         var limits = ServerLimits()
         limits.maxConnections = try Setting.maxConnections.value(options.maxConnections, environment)
         limits.maxRequests = try Setting.maxRequests.value(options.maxRequests, environment)
@@ -291,6 +300,26 @@ struct GatewaySettings: Sendable {
         }
         if let port { return .tcp(host: host, port: port) }
         return nil
+    }
+
+    /// `--http`, else `GATEWAY_HTTP`: `host:port`, `[ipv6]:port` or `:port`.
+    private static func httpAddress(
+        _ options: GatewayOptions,
+        _ environment: SettingsEnvironment
+    ) throws -> HTTPServerAddress? {
+        let (source, text): (String, String)
+        if let flag = options.http {
+            (source, text) = ("--http \(flag)", flag)
+        } else if let variable = environment["GATEWAY_HTTP"] {
+            (source, text) = ("GATEWAY_HTTP=\(variable)", variable)
+        } else {
+            return nil
+        }
+        do {
+            return try HTTPServerAddress(parsing: text)
+        } catch {
+            throw ValidationError("\(source) is invalid: \(error.reason).")
+        }
     }
 
     /// The socket file's mode: octal digits, at most `0777`.

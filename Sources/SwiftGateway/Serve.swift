@@ -123,6 +123,8 @@ struct ServeCommand: ParsableCommand {
                     (nginx fastcgi_pass, Apache mod_proxy_fcgi).
                   • a listening socket on standard input (spawn-fcgi, Apache
                     mod_fcgid, cgi-fcgi -start): serve FastCGI on it.
+                  • --http HOST:PORT, for development only: serve HTTP/1.1 without
+                    nginx (production goes behind nginx or Apache over FastCGI).
 
                 Every option also reads the environment variable in its help;
                 a flag overrides it. A malformed or out-of-range value of

@@ -52,7 +52,7 @@ struct CGIBodyLimitTests {
         #expect(result.status == 0)
     }
 
-    @Test(arguments: ["abc", "-1", "", "1e9", "99999999999999999999"])
+    @Test(arguments: ["abc", "-1", "1e9", "99999999999999999999"])
     func aMalformedLimitAnswers500WithALogLine(value: String) async throws {
         let request = TestRequest("GET", "/")
         let result = try await hello.run(

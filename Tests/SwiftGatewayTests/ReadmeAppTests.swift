@@ -37,6 +37,45 @@ import Testing
         #expect(messages.contains("FastCGI server stopped"))
     }
 
+    /// The same binary with `--http`: the development server answers the same routes over
+    /// plain HTTP, logs its URL, and stops on SIGTERM with both services.
+    @Test func servesOverHTTPForDevelopmentWithTheSameRoutes() async throws {
+        let directory = try TemporaryDirectory(prefix: "sgw-", in: "/tmp")
+        defer { directory.remove() }
+        let port = try PortAllocator.freePort()
+        let app = try ProcessRunner.start(
+            try BuiltProducts.executable(named: "readme-example"),
+            arguments: ["--http", "127.0.0.1:\(port)", "--greeting", "Howdy"],
+            logFile: directory.path + "/app.log"
+        )
+        defer { Task { await app.stop() } }
+        let listening = await poll(timeout: .seconds(30), interval: .milliseconds(20)) {
+            PortAllocator.isListening(port: port)
+        }
+        #expect(listening, "\(app.logTail)")
+        let greeting = try await HTTPClient.send(
+            port: port,
+            method: "GET",
+            target: "/",
+            headers: [("Host", "dev.example")]
+        )
+        #expect(greeting.status == 200)
+        #expect(greeting.text == "Howdy from dev.example!")
+        let echo = try await HTTPClient.send(
+            port: port,
+            method: "POST",
+            target: "/echo",
+            headers: [("Content-Type", "text/csv")],
+            body: Array("a,b\n1,2\n".utf8)
+        )
+        #expect(echo.text == "a,b\n1,2\n")
+        #expect(echo.headers.contains { $0.name.lowercased() == "content-type" && $0.value == "text/csv" })
+        #expect(await app.stop(timeout: .seconds(20)) == .exited(0), "\(app.logTail)")
+        #expect(app.logTail.contains("http://127.0.0.1:\(port)"), "\(app.logTail)")
+        #expect(app.logTail.contains("development only"), "\(app.logTail)")
+        #expect(app.logTail.contains("heartbeat stopped"), "\(app.logTail)")
+    }
+
     /// The same binary as a CGI program: one response, then the whole group ends, exit 0;
     /// arguments (Apache's from a query string) are not read as flags.
     @Test func answersOneCGIRequestInItsServiceGroupAndExitsZero() async throws {
