@@ -82,6 +82,23 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Seconds an idle connection stays open (0: forever). [env: GATEWAY_IDLE_TIMEOUT]")
     var idleTimeout: Int64 = environment("GATEWAY_IDLE_TIMEOUT").flatMap { Int64($0) } ?? 300
 
+    @Option(help: "Seconds a request's params may take from its start (0: forever). [env: GATEWAY_PARAMS_TIMEOUT]")
+    var paramsTimeout: Int64 = environment("GATEWAY_PARAMS_TIMEOUT").flatMap { Int64($0) } ?? 60
+
+    @Option(
+        help: """
+            Seconds a request body or the socket's output may make no progress (0: forever). \
+            [env: GATEWAY_STALL_TIMEOUT]
+            """
+    )
+    var stallTimeout: Int64 = environment("GATEWAY_STALL_TIMEOUT").flatMap { Int64($0) } ?? 60
+
+    @Option(help: "Seconds a closing connection gets to flush (0: forever). [env: GATEWAY_CLOSE_TIMEOUT]")
+    var closeTimeout: Int64 = environment("GATEWAY_CLOSE_TIMEOUT").flatMap { Int64($0) } ?? 5
+
+    @Option(help: "Most response bytes queued per connection. [env: GATEWAY_OUTPUT_BUFFER_BYTES]")
+    var outputBufferBytes: Int = environment("GATEWAY_OUTPUT_BUFFER_BYTES").flatMap { Int($0) } ?? 256 << 10
+
     @Option(help: "Seconds requests in flight get to finish after SIGTERM. [env: GATEWAY_SHUTDOWN_TIMEOUT]")
     var shutdownTimeout: Int64 = environment("GATEWAY_SHUTDOWN_TIMEOUT").flatMap { Int64($0) } ?? 30
 
@@ -133,6 +150,10 @@ struct ServeOptions: ParsableArguments {
         limits.maxParamsPairs = maxParams
         limits.maxBodyBytes = maxBodyBytes
         limits.idleTimeoutSeconds = idleTimeout
+        limits.paramsTimeoutSeconds = paramsTimeout
+        limits.stallTimeoutSeconds = stallTimeout
+        limits.closeTimeoutSeconds = closeTimeout
+        limits.outputBufferBytes = outputBufferBytes
         return limits
     }
 }
