@@ -620,7 +620,9 @@ struct ConnectionStateMachine<Payload> {
             !requests.values.contains(where: { $0.phase.isRunning })
         {
             phase = .closed
-            return .close(reason: requests.isEmpty ? "idle" : "\(requests.count) request(s) idle")
+            return .close(
+                reason: requests.isEmpty ? "idle" : "\(requests.count) request(s) idle with their params unfinished"
+            )
         }
         if let limit = configuration.stallTimeout, pausedSince == nil {
             var stalled: [UInt16] = []

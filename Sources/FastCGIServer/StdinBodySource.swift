@@ -35,6 +35,10 @@ final class StdinBodySource: RequestBodySource {
         self.onConsumed = onConsumed
     }
 
+    /// What each queued chunk costs besides its bytes (its storage object, the allocator's
+    /// header, its queue entry), counted so that a flood of 1-byte records is bounded too.
+    static let chunkOverhead = 128
+
     /// A slice to keep, and what keeping it retains. A slice under an eighth of its receive
     /// buffer is copied out (a 1-byte STDIN record must not pin a 256 KiB buffer); a larger
     /// one is kept as is and counted as its whole buffer.
@@ -43,9 +47,9 @@ final class StdinBodySource: RequestBodySource {
         if bytes.readableBytes < storage / 8 {
             var copy = allocator.buffer(capacity: bytes.readableBytes)
             copy.writeImmutableBuffer(bytes)
-            return (copy, copy.storageCapacity)
+            return (copy, copy.storageCapacity + chunkOverhead)
         }
-        return (bytes, storage)
+        return (bytes, storage + chunkOverhead)
     }
 
     /// Queues bytes from the wire. Returns false (and keeps nothing) when the body already
