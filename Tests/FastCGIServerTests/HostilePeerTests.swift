@@ -127,7 +127,7 @@ extension FastCGIServerTests {
         }
 
         /// Pipelined requests whose responses (and STDERR lines) are never read.
-        @Test(arguments: ["/stream?n=1&size=65536", "/error"])
+        @Test(arguments: ["/hello", "/error"])
         func unreadPipelinedResponsesStopTheReading(target: String) async throws {
             try await withProbe { probe in
                 let before = try #require(probe.residentKiB)
@@ -143,7 +143,7 @@ extension FastCGIServerTests {
                 let after = try #require(probe.residentKiB)
                 print("unread pipelined \(target): sent \(sent >> 10) KiB, RSS \(before) → \(after) KiB")
                 #expect(sent < chunk.count * 100, "the server kept reading while its responses piled up")
-                #expect(after - before < 64 << 10)
+                #expect(after - before < 32 << 10)
             }
         }
 
