@@ -13,7 +13,7 @@ final class ConnectionHandler<App: GatewayApplication>: ChannelDuplexHandler, Re
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
-    typealias Machine = ConnectionStateMachine<InFlightRequest>
+    typealias Machine = ConnectionStateMachine
 
     private let application: App
     private let server: ServerState
@@ -138,6 +138,8 @@ final class ConnectionHandler<App: GatewayApplication>: ChannelDuplexHandler, Re
         machine.atRecordBoundary = decoder.isAtRecordBoundary
         let (released, close) = machine.decodingFinished(backlog: !backlog.isEmpty)
         for id in released { decoder.endRequest(id) }
+        // One table: the decoder knows exactly the ids the state machine holds.
+        assert(machine.isClosing || decoder.activeRequestCount == machine.requests.count)
         perform(close, context: context)
         readIfResumed(context: context)
     }

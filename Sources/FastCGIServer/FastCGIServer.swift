@@ -228,7 +228,7 @@ extension FastCGIServer {
 
 /// Sent to every connection by the deadline sweep: check deadlines against `now`.
 struct DeadlineCheck: Sendable {
-    let now: ContinuousClock.Instant
+    let now: MonotonicInstant
 }
 
 /// Sent down each connection's pipeline when the server starts shutting down.

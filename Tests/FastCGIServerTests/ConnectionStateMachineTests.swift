@@ -1,11 +1,12 @@
 import FastCGI
+import NIOCore
 import Testing
 
 @testable import FastCGIServer
 
 /// The connection's rules, driven directly: no sockets, a clock of the test's own.
 @Suite struct ConnectionStateMachineTests {
-    typealias Machine = ConnectionStateMachine<String>
+    typealias Machine = ConnectionStateMachine
 
     /// Counts the server-wide slots the machine takes and gives back.
     final class Slots {
@@ -14,7 +15,7 @@ import Testing
         init(available: Int = 100) { self.available = available }
     }
 
-    let start = ContinuousClock.now
+    let start = MonotonicInstant.now
     let slots = Slots()
 
     func makeMachine(_ configure: (inout ServerLimits) -> Void = { _ in }) -> Machine {
@@ -34,7 +35,7 @@ import Testing
         )
     }
 
-    func at(_ seconds: Double) -> ContinuousClock.Instant { start + .milliseconds(Int64(seconds * 1000)) }
+    func at(_ seconds: Double) -> MonotonicInstant { start + .milliseconds(Int64(seconds * 1000)) }
 
     /// Begins request `id`; its serial, or 0 (and an issue) when it was refused.
     @discardableResult
@@ -51,7 +52,7 @@ import Testing
                 keepConnection: keep,
                 roleAccepted: true,
                 now: at(now),
-                makePayload: { "request \(id)" }
+                makePayload: { InFlightRequest(id: id, body: StdinBodySource(onConsumed: { _ in })) }
             )
         else {
             Issue.record("request \(id) refused", sourceLocation: sourceLocation)
@@ -65,10 +66,10 @@ import Testing
     @Test func aRequestWithoutKeepConnWhoseBodyEndedClosesAfterAFlush() throws {
         var machine = makeMachine()
         let serial = begin(&machine, 1)
-        let r1 = machine.paramsEnded(id: 1, now: at(0))
-        #expect(r1 != nil)
-        let r2 = machine.stdinEnded(id: 1)
-        #expect(r2 == "request 1")
+        let started = machine.paramsEnded(id: 1, now: at(0))
+        #expect(started != nil)
+        let finishedBody = machine.stdinEnded(id: 1)
+        #expect(finishedBody?.id == 1)
         guard case .end(let end) = machine.taskFinished(id: 1, serial: serial, outcome: .completed, now: at(1)) else {
             Issue.record("not ended")
             return
@@ -87,10 +88,10 @@ import Testing
             return
         }
         #expect(end.close == .halfCloseThenDrain)
-        let r3 = machine.outputClosed()
-        #expect(r3 == false)  // not shutting down: wait for the peer
-        let r4 = machine.peerClosedInput(now: at(2))
-        #expect(r4.close == .closeNow)
+        let closeAfterHalfClose = machine.outputClosed()
+        #expect(closeAfterHalfClose == false)  // not shutting down: wait for the peer
+        let afterPeerClose = machine.peerClosedInput(now: at(2))
+        #expect(afterPeerClose.close == .closeNow)
         #expect(machine.phase == .closed)
     }
 
@@ -120,8 +121,8 @@ import Testing
         #expect(machine.requests.isEmpty)
         let reused = begin(&machine, 1, keep: true)
         #expect(reused != 0)
-        let r5 = machine.decodingFinished(backlog: false)
-        #expect(r5.released.isEmpty)
+        let decoded = machine.decodingFinished(backlog: false)
+        #expect(decoded.released.isEmpty)
         #expect(machine.phase == .open)
     }
 
@@ -140,8 +141,8 @@ import Testing
         #expect(!end.releaseID && end.close == nil)
         #expect(machine.request(1, serial: serial) == nil)  // late writes are refused
         // Its STDIN end is in the same bytes: seen, so no half-close is needed.
-        let r6 = machine.stdinEnded(id: 1)
-        #expect(r6 != nil)
+        let finishedBody = machine.stdinEnded(id: 1)
+        #expect(finishedBody != nil)
         let (released, close) = machine.decodingFinished(backlog: false)
         #expect(released == [1])
         #expect(close == .flushThenClose)
@@ -151,18 +152,18 @@ import Testing
         var machine = makeMachine()
         machine.decodingStarted()
         begin(&machine, 1)
-        let r7 = machine.abort(id: 1, now: at(0))
-        let end = try #require(r7)
+        let aborted = machine.abort(id: 1, now: at(0))
+        let end = try #require(aborted)
         #expect(end.appStatus == 1 && !end.releaseID)
         // The decoder still knows id 1 until the read is done, so it reports the params.
-        let r8 = machine.paramsEnded(id: 1, now: at(0))
-        #expect(r8 == nil)
-        let r9 = machine.stdin(id: 1, count: 10, now: at(0))
-        #expect(r9.isIgnore)
-        let r10 = machine.abort(id: 1, now: at(0))
-        #expect(r10 == nil)
-        let r11 = machine.decodingFinished(backlog: false)
-        #expect(r11.released == [1])
+        let started = machine.paramsEnded(id: 1, now: at(0))
+        #expect(started == nil)
+        let stdinAction = machine.stdin(id: 1, count: 10, now: at(0))
+        #expect(stdinAction.isIgnore)
+        let aborted2 = machine.abort(id: 1, now: at(0))
+        #expect(aborted2 == nil)
+        let decoded = machine.decodingFinished(backlog: false)
+        #expect(decoded.released == [1])
         #expect(slots.held == 0)
     }
 
@@ -170,8 +171,8 @@ import Testing
         var machine = makeMachine { $0.maxRequestsPerConnection = 1 }
         let serial = begin(&machine, 1, keep: true)
         _ = machine.paramsEnded(id: 1, now: at(0))
-        let r12 = machine.abort(id: 1, now: at(0))
-        let end = try #require(r12)
+        let aborted = machine.abort(id: 1, now: at(0))
+        let end = try #require(aborted)
         #expect(end.releaseID)
         #expect(slots.held == 1 && machine.requestsInFlight == 1 && machine.detachedTasks == 1)
         // The application ignores its cancellation: the connection's only slot stays taken.
@@ -181,7 +182,7 @@ import Testing
                 keepConnection: true,
                 roleAccepted: true,
                 now: at(1),
-                makePayload: { "2" }
+                makePayload: { InFlightRequest(id: 2, body: StdinBodySource(onConsumed: { _ in })) }
             )
         else {
             Issue.record("a slot was free while the aborted application still ran")
@@ -215,8 +216,8 @@ import Testing
         let serial = begin(&machine, 1, keep: true)
         _ = machine.paramsEnded(id: 1, now: at(0))
         _ = begin(&machine, 2, keep: true)
-        let r13 = machine.channelClosed()
-        #expect(Set(r13) == ["request 1", "request 2"])
+        let interrupted = machine.channelClosed()
+        #expect(Set(interrupted.map(\.id)) == [1, 2])
         #expect(slots.held == 1)  // request 1's task still runs
         _ = machine.taskFinished(id: 1, serial: serial, outcome: .completed, now: at(1))
         #expect(slots.held == 0)
@@ -238,8 +239,8 @@ import Testing
         #expect(!machine.mayDecode)
         // Request 2 is cut with it: the close deadline then closes even a peer that never reads.
         #expect(machine.request(2, serial: other) != nil)
-        let r14 = machine.tick(now: at(7))
-        #expect(r14 == .close(reason: "it could not finish closing within 5.0 seconds"))
+        let ticked = machine.tick(now: at(7))
+        #expect(ticked == .close(reason: "it could not finish closing within 5.0 seconds"))
     }
 
     // MARK: Reading, bodies and output
@@ -249,49 +250,61 @@ import Testing
         begin(&machine, 1)
         _ = machine.paramsEnded(id: 1, now: at(0))
         machine.bodyBuffered(1500)
-        let r15 = machine.readRequested()
-        #expect(r15 == false)
-        let r16 = machine.takePendingRead(now: at(1))
-        #expect(r16 == false)
+        let readsNow = machine.readRequested()
+        #expect(readsNow == false)
+        let resumed = machine.takePendingRead(now: at(1))
+        #expect(resumed == false)
         machine.bodyBuffered(-1000)
-        let r17 = machine.takePendingRead(now: at(1))
-        #expect(r17 == true)
-        let r18 = machine.takePendingRead(now: at(1))
-        #expect(r18 == false)  // issued once
+        let resumed2 = machine.takePendingRead(now: at(1))
+        #expect(resumed2 == true)
+        let resumed3 = machine.takePendingRead(now: at(1))
+        #expect(resumed3 == false)  // issued once
     }
 
     @Test func outputOverItsBoundStopsDecodingAndReading() throws {
         var machine = makeMachine()
         machine.writabilityChanged(false, now: at(0))
         #expect(!machine.mayDecode)
-        let r19 = machine.readRequested()
-        #expect(r19 == false)
+        let readsNow = machine.readRequested()
+        #expect(readsNow == false)
         machine.writabilityChanged(true, now: at(1))
         #expect(machine.mayDecode)
-        let r20 = machine.takePendingRead(now: at(1))
-        #expect(r20)
+        let resumed = machine.takePendingRead(now: at(1))
+        #expect(resumed)
         // Input left undecoded holds reading too.
         machine.decodingStarted()
         _ = machine.decodingFinished(backlog: true)
-        let r21 = machine.readRequested()
-        #expect(r21 == false)
+        let readsNow2 = machine.readRequested()
+        #expect(readsNow2 == false)
     }
 
     @Test func aBodyOverTheLimitFailsOnceThenIsDropped() throws {
         var machine = makeMachine { $0.maxBodyBytes = 100 }
         begin(&machine, 1)
         _ = machine.paramsEnded(id: 1, now: at(0))
-        let r22 = machine.stdin(id: 1, count: 100, now: at(0))
-        #expect(r22.isAppend)
+        let stdinAction = machine.stdin(id: 1, count: 100, now: at(0))
+        #expect(stdinAction.isAppend)
         guard case .overLimit(_, 100) = machine.stdin(id: 1, count: 1, now: at(0)) else {
             Issue.record("not over the limit")
             return
         }
-        let r23 = machine.stdin(id: 1, count: 1, now: at(0))
-        #expect(r23.isIgnore)
+        let stdinAction2 = machine.stdin(id: 1, count: 1, now: at(0))
+        #expect(stdinAction2.isIgnore)
         // No overflow at the edge.
-        let r24 = machine.stdin(id: 1, count: .max, now: at(0))
-        #expect(r24.isIgnore)
+        let stdinAction3 = machine.stdin(id: 1, count: .max, now: at(0))
+        #expect(stdinAction3.isIgnore)
+    }
+
+    @Test func aTinySliceIsCopiedOutOfItsReceiveBufferAndALargeOneCountsAllOfIt() {
+        var read = ByteBufferAllocator().buffer(capacity: 256 << 10)
+        read.writeRepeatingByte(1, count: 256 << 10)
+        let tiny = read.getSlice(at: 1000, length: 1)!
+        let (kept, retained) = StdinBodySource.retaining(tiny, allocator: ByteBufferAllocator())
+        #expect(kept.storageCapacity < 1024, "the 1-byte slice still pins the 256 KiB buffer")
+        #expect(retained == kept.storageCapacity + StdinBodySource.chunkOverhead)
+        let large = read.getSlice(at: 0, length: 64 << 10)!
+        let (_, counted) = StdinBodySource.retaining(large, allocator: ByteBufferAllocator())
+        #expect(counted >= 256 << 10)
     }
 
     // MARK: Deadlines
@@ -302,11 +315,11 @@ import Testing
         // A byte every 2 s: activity, but the params never end.
         for second in stride(from: 2.0, through: 58, by: 2) {
             _ = machine.inputArrived(now: at(second))
-            let r25 = machine.tick(now: at(second))
-            #expect(r25 == .none)
+            let ticked = machine.tick(now: at(second))
+            #expect(ticked == .none)
         }
-        let r26 = machine.tick(now: at(60))
-        #expect(r26 == .close(reason: "a request's params did not complete within 60.0 seconds"))
+        let ticked2 = machine.tick(now: at(60))
+        #expect(ticked2 == .close(reason: "a request's params did not complete within 60.0 seconds"))
     }
 
     @Test func aBodyThatStopsArrivingFailsAfterTheStallTimeout() throws {
@@ -314,12 +327,12 @@ import Testing
         begin(&machine, 1)
         _ = machine.paramsEnded(id: 1, now: at(0))
         _ = machine.stdin(id: 1, count: 10, now: at(30))
-        let r27 = machine.tick(now: at(89))
-        #expect(r27 == .none)
-        let r28 = machine.tick(now: at(90))
-        #expect(r28 == .failStalledBodies([1]))
-        let r29 = machine.tick(now: at(200))
-        #expect(r29 == .none)  // once
+        let ticked = machine.tick(now: at(89))
+        #expect(ticked == .none)
+        let ticked2 = machine.tick(now: at(90))
+        #expect(ticked2 == .failStalledBodies([1]))
+        let ticked3 = machine.tick(now: at(200))
+        #expect(ticked3 == .none)  // once
     }
 
     @Test func aBodyWaitingOnUsDoesNotStall() throws {
@@ -330,36 +343,52 @@ import Testing
         begin(&machine, 1)
         _ = machine.paramsEnded(id: 1, now: at(0))
         machine.bodyBuffered(100)  // the application does not read: reading pauses
-        let r30 = machine.readRequested()
-        #expect(r30 == false)
-        let r31 = machine.tick(now: at(120))
-        #expect(r31 == .none)
+        let readsNow = machine.readRequested()
+        #expect(readsNow == false)
+        let ticked = machine.tick(now: at(120))
+        #expect(ticked == .none)
         machine.bodyBuffered(-100)
-        let r32 = machine.takePendingRead(now: at(120))
-        #expect(r32)
-        let r33 = machine.tick(now: at(150))
-        #expect(r33 == .none)
-        let r34 = machine.tick(now: at(180))
-        #expect(r34 == .failStalledBodies([1]))
+        let resumed = machine.takePendingRead(now: at(120))
+        #expect(resumed)
+        let ticked2 = machine.tick(now: at(150))
+        #expect(ticked2 == .none)
+        let ticked3 = machine.tick(now: at(180))
+        #expect(ticked3 == .failStalledBodies([1]))
+    }
+
+    @Test func aPauseForOutputThatEndsWithoutAHeldReadStillLetsBodiesStall() {
+        var machine = makeMachine { $0.stallTimeoutSeconds = 60 }
+        begin(&machine, 1)
+        _ = machine.paramsEnded(id: 1, now: at(0))
+        machine.writabilityChanged(false, now: at(10))
+        let whilePaused = machine.tick(now: at(65))
+        #expect(whilePaused == .none)  // 65 s without body bytes, but we were not reading
+        machine.writabilityChanged(true, now: at(66))
+        let afterPause = machine.tick(now: at(67))
+        #expect(afterPause == .none)
+        let notYet = machine.tick(now: at(126))
+        #expect(notYet == .none)
+        let stalled = machine.tick(now: at(127))
+        #expect(stalled == .failStalledBodies([1]))
     }
 
     @Test func outputThatNeverDrainsClosesAfterTheStallTimeout() {
         var machine = makeMachine { $0.stallTimeoutSeconds = 60 }
         machine.writabilityChanged(false, now: at(10))
-        let r35 = machine.tick(now: at(69))
-        #expect(r35 == .none)
-        let r36 = machine.tick(now: at(70))
-        #expect(r36 == .close(reason: "the web server read none of its output for 60.0 seconds"))
+        let ticked = machine.tick(now: at(69))
+        #expect(ticked == .none)
+        let ticked2 = machine.tick(now: at(70))
+        #expect(ticked2 == .close(reason: "the web server read none of its output for 60.0 seconds"))
     }
 
     @Test func aFlushThenCloseThatNeverFlushesIsClosedAfterTheCloseTimeout() throws {
         var machine = makeMachine { $0.closeTimeoutSeconds = 5 }
-        let r37 = machine.shutdownRequested(now: at(1))
-        #expect(r37 == .flushThenClose)
-        let r38 = machine.tick(now: at(5))
-        #expect(r38 == .none)
-        let r39 = machine.tick(now: at(6))
-        #expect(r39 == .close(reason: "it could not finish closing within 5.0 seconds"))
+        let shutdownClose = machine.shutdownRequested(now: at(1))
+        #expect(shutdownClose == .flushThenClose)
+        let ticked = machine.tick(now: at(5))
+        #expect(ticked == .none)
+        let ticked2 = machine.tick(now: at(6))
+        #expect(ticked2 == .close(reason: "it could not finish closing within 5.0 seconds"))
     }
 
     @Test func idleMeansNoInputAndNoApplicationRunning() throws {
@@ -367,11 +396,11 @@ import Testing
         let serial = begin(&machine, 1, keep: true)
         _ = machine.paramsEnded(id: 1, now: at(0))
         _ = machine.stdinEnded(id: 1)
-        let r40 = machine.tick(now: at(20))
-        #expect(r40 == .none)  // the application runs
+        let ticked = machine.tick(now: at(20))
+        #expect(ticked == .none)  // the application runs
         _ = machine.taskFinished(id: 1, serial: serial, outcome: .completed, now: at(20))
-        let r41 = machine.tick(now: at(20))
-        #expect(r41 == .close(reason: "idle"))
+        let ticked2 = machine.tick(now: at(20))
+        #expect(ticked2 == .close(reason: "idle"))
     }
 
     @Test func timeoutsOfZeroNeverFireAndHugeOnesDoNotTrap() {
@@ -384,8 +413,8 @@ import Testing
         }
         begin(&machine, 1)
         machine.writabilityChanged(false, now: at(0))
-        let r42 = machine.tick(now: at(1_000_000))
-        #expect(r42 == .none)
+        let ticked = machine.tick(now: at(1_000_000))
+        #expect(ticked == .none)
     }
 }
 
