@@ -3,62 +3,54 @@ import Gateway
 import Logging
 import NIOCore
 
-/// Serves one FastCGI connection: decodes records, runs a task per request, encodes replies.
+/// Serves one FastCGI connection: the channel glue around `ConnectionStateMachine`.
 ///
-/// All state lives on the connection's event loop. Requests run as tasks whose executor is
-/// that same loop, so their writes land here without locks or hops. Reading pauses while a
-/// request's unread body is over its bound, and response writes wait while the socket is not
-/// writable: memory stays bounded both ways.
+/// It decodes records, tells the state machine what happened, and performs what it answers:
+/// writes records, starts and cancels request tasks, pauses and resumes reading, closes. It
+/// decides nothing itself. All of it runs on the connection's event loop; requests run as
+/// tasks whose executor is that same loop, so their writes land here without locks or hops.
 final class ConnectionHandler<App: GatewayApplication>: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
+    typealias Machine = ConnectionStateMachine
 
     private let application: App
     private let server: ServerState
     private let logger: Logger
     private var decoder: RequestDecoder
-    private var requests: [UInt16: InFlightRequest] = [:]
+    private var machine: Machine
     private var context: ChannelHandlerContext?
     private var executor: EventLoopTaskExecutor?
-    /// Request bodies currently over their buffer bound; reading is paused while any is.
-    private var pausingBodies = 0
-    private var readPending = false
-    /// Close once no request is in flight (a request without `FCGI_KEEP_CONN` ended, or shutdown).
-    private var closeWhenIdle = false
-    private var isClosing = false
-    /// Our half-close went through: everything we wrote has been handed to the socket.
-    private var isOutputClosed = false
-    /// Graceful shutdown has begun: idle connections close without waiting for the peer.
-    private var isShuttingDown = false
-    /// Whether every byte the web server will send for the ended requests has been read (their
-    /// stdin ended), so closing cannot cut input short. An aborted request's stdin may still
-    /// be on its way, so it counts as not drained.
-    private var inputIsDrained = true
-    /// When bytes last arrived; the server's idle sweep closes connections idle too long.
-    private var lastActivity = NIODeadline.now()
-    /// `channelRead` is decoding; requests without `FCGI_KEEP_CONN` that end meanwhile wait in
-    /// `endedWhileDecoding` until it is done.
-    private var isDecoding = false
-    private var endedWhileDecoding: [InFlightRequest] = []
-    /// Bytes that arrived while `channelRead` was already decoding: SwiftNIO reads again
-    /// inside a failed flush, which an application's write can cause mid-decode. They come
-    /// after the rest of the bytes being decoded, so they wait for them.
-    private var inputArrivedWhileDecoding: [ByteBuffer] = []
-    private var writabilityWaiters: [(request: ObjectIdentifier, continuation: CheckedContinuation<Void, any Error>)] =
-        []
+    /// Input read but not decoded yet: bytes that arrived while `channelRead` was already
+    /// decoding (SwiftNIO reads again inside a failed flush, which an application's write can
+    /// cause mid-decode), and what was left when decoding stopped because the output was over
+    /// its bound. At most the reads of one read event (reading is paused meanwhile).
+    private var backlog = CircularBuffer<ByteBuffer>()
+    private var writabilityWaiters: [(request: UInt64, continuation: CheckedContinuation<Void, any Error>)] = []
 
     init(application: App, server: ServerState) {
         self.application = application
         self.server = server
         self.logger = server.logger
+        let limits = server.limits
+        // The decoder tolerates one id more than we serve, so the one over the limit is
+        // answered FCGI_OVERLOADED instead of closing the connection. Saturating: the limit
+        // may be Int.max.
+        let (active, overflow) = limits.maxRequestsPerConnection.addingReportingOverflow(1)
         self.decoder = RequestDecoder(
             limits: DecoderLimits(
-                maxParamsBytes: server.limits.maxParamsBytes,
-                maxParamsPairs: server.limits.maxParamsPairs,
-                maxActiveRequests: server.limits.maxRequestsPerConnection + 1,
-                maxPendingParamsBytes: server.limits.maxParamsBytesPerConnection
+                maxParamsBytes: limits.maxParamsBytes,
+                maxParamsPairs: limits.maxParamsPairs,
+                maxActiveRequests: overflow ? .max : active,
+                maxPendingParamsBytes: limits.maxParamsBytesPerConnection
             )
+        )
+        self.machine = Machine(
+            configuration: .init(limits),
+            now: .now,
+            acquireSlot: { server.tryAcquireRequest() },
+            releaseSlot: { server.releaseRequest() }
         )
     }
 
@@ -94,15 +86,10 @@ final class ConnectionHandler<App: GatewayApplication>: ChannelDuplexHandler, Re
 
     func channelInactive(context: ChannelHandlerContext) {
         server.unregister(context.channel)
-        isClosing = true
-        let interrupted = requests.values
-        requests.removeAll()
-        endedWhileDecoding.removeAll()
-        for request in interrupted where !request.isEnded {
-            request.isEnded = true
+        backlog.removeAll()
+        for request in machine.channelClosed() {
             request.body.fail(RequestBodyIncomplete(reason: .connectionClosed))
             request.task?.cancel()
-            server.releaseRequest()
         }
         let waiters = writabilityWaiters
         writabilityWaiters.removeAll()
@@ -111,39 +98,61 @@ final class ConnectionHandler<App: GatewayApplication>: ChannelDuplexHandler, Re
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard !isClosing else { return }
-        lastActivity = .now()
-        var buffer = unwrapInboundIn(data)
-        guard !isDecoding else {
-            inputArrivedWhileDecoding.append(buffer)
-            return
-        }
-        isDecoding = true
-        defer {
-            isDecoding = false
-            inputArrivedWhileDecoding.removeAll()
-            releaseRequestsEndedWhileDecoding()
-        }
-        do {
-            while true {
-                while let event = try decoder.next(from: &buffer) {
-                    handle(event, context: context)
-                    if isClosing { return }
-                }
-                guard !inputArrivedWhileDecoding.isEmpty else { break }
-                buffer = inputArrivedWhileDecoding.removeFirst()
-            }
-        } catch {
-            logger.error("closing FastCGI connection from \(peer(context)) on malformed input: \(error)")
-            closeNow(context: context)
+        guard machine.inputArrived(now: .now) else { return }
+        let buffer = unwrapInboundIn(data)
+        if machine.isDecoding || !backlog.isEmpty {
+            backlog.append(buffer)
+            if !machine.isDecoding { decode(nil, context: context) }
+        } else {
+            decode(buffer, context: context)
         }
     }
 
+    /// Decodes `first`, then the backlog, while the state machine lets it.
+    private func decode(_ first: ByteBuffer?, context: ChannelHandlerContext) {
+        guard machine.mayDecode else {
+            if let first, !machine.isClosing { backlog.append(first) }
+            return
+        }
+        guard var buffer = first ?? backlog.popFirst() else { return }
+        machine.decodingStarted()
+        do {
+            while true {
+                while machine.mayDecode, let event = try decoder.next(from: &buffer) {
+                    machine.atRecordBoundary = decoder.isAtRecordBoundary
+                    handle(event, context: context)
+                }
+                guard machine.mayDecode, let next = backlog.popFirst() else { break }
+                buffer = next
+            }
+        } catch {
+            logger.error("closing FastCGI connection from \(peer(context)) on malformed input: \(error)")
+            machine.failed()
+            context.close(promise: nil)
+        }
+        if machine.isClosing {
+            backlog.removeAll()
+        } else if buffer.readableBytes > 0 {
+            backlog.prepend(buffer)
+        }
+        machine.atRecordBoundary = decoder.isAtRecordBoundary
+        let (released, close) = machine.decodingFinished(backlog: !backlog.isEmpty)
+        for id in released { decoder.endRequest(id) }
+        // One table: the decoder knows exactly the ids the state machine holds.
+        assert(machine.isClosing || decoder.activeRequestCount == machine.requests.count)
+        perform(close, context: context)
+        readIfResumed(context: context)
+    }
+
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable {
+        let writable = context.channel.isWritable
+        machine.writabilityChanged(writable, now: .now)
+        if writable {
             let waiters = writabilityWaiters
             writabilityWaiters.removeAll()
             for waiter in waiters { waiter.continuation.resume() }
+            if !machine.isDecoding, !backlog.isEmpty { decode(nil, context: context) }
+            readIfResumed(context: context)
         }
         context.fireChannelWritabilityChanged()
     }
@@ -151,102 +160,107 @@ final class ConnectionHandler<App: GatewayApplication>: ChannelDuplexHandler, Re
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         switch event {
         case ChannelEvent.inputClosed:
-            if isClosing {
-                // Draining after our half-close is over: the web server has closed its side.
-                context.close(promise: nil)
-            } else {
-                // The web server has sent all it will; finish what is in flight, then close.
-                closeWhenIdle = true
-                endRequestsWaitingForInput(context: context)
-                closeIfIdle()
+            let (ended, bodies, close) = machine.peerClosedInput(now: .now)
+            for end in ended {
+                logger.info("request \(end.requestID): the web server closed its side before the params ended")
+                perform(end, context: context)
             }
+            // Bodies that never ended cannot finish now.
+            for request in bodies {
+                machine.bodyBuffered(-request.body.fail(RequestBodyIncomplete(reason: .connectionClosed)))
+            }
+            perform(close, context: context)
         case is GracefulShutdownRequested:
-            closeGracefully()
-        case let check as IdleCheck:
-            // Requests whose params never ended have no application to wait for: a peer that
-            // opens requests and goes quiet holds nothing longer than an idle one.
-            guard !isClosing, lastActivity < check.idleSince, requests.values.allSatisfy({ !$0.isStarted }) else {
+            perform(machine.shutdownRequested(now: .now), context: context)
+        case let check as DeadlineCheck:
+            switch machine.tick(now: check.now) {
+            case .none:
                 return
+            case .close(let reason):
+                if reason == "idle" {
+                    logger.debug("closing idle connection from \(peer(context))")
+                } else {
+                    logger.warning("closing connection from \(peer(context)): \(reason)")
+                }
+                context.close(promise: nil)
+            case .failStalledBodies(let ids):
+                let seconds = server.limits.stallTimeoutSeconds
+                for id in ids {
+                    guard let request = machine.requests[id]?.payload else { continue }
+                    logger.warning("request \(id): no body bytes for \(seconds) s, failing its body")
+                    machine.bodyBuffered(-request.body.fail(RequestBodyIncomplete(reason: .stalled(seconds: seconds))))
+                }
+                readIfResumed(context: context)
             }
-            if requests.isEmpty {
-                logger.debug("closing idle connection from \(peer(context))")
-            } else {
-                logger.warning(
-                    "closing connection from \(peer(context)): \(requests.count) request(s) idle with their params unfinished"
-                )
-            }
-            closeNow(context: context)
         default:
             context.fireUserInboundEventTriggered(event)
         }
     }
 
-    /// Once the web server has closed its side, requests whose params never ended cannot
-    /// start, and bodies that never ended cannot finish: end those, fail these, instead of
-    /// holding their slots until shutdown.
-    private func endRequestsWaitingForInput(context: ChannelHandlerContext) {
-        for request in requests.values where !request.isEnded {
-            if !request.isStarted {
-                logger.info("request \(request.id): the web server closed its side before the params ended")
-                end(request, appStatus: 1, context: context)
-            } else if !request.stdinEnded {
-                if request.body.fail(RequestBodyIncomplete(reason: .connectionClosed)) { bodyDrained() }
-            }
-        }
-    }
-
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         logger.debug("connection error: \(error)")
+        machine.failed()
         context.close(promise: nil)
     }
 
     func read(context: ChannelHandlerContext) {
-        if pausingBodies > 0 {
-            readPending = true
-        } else {
-            context.read()
-        }
+        if machine.readRequested() { context.read() }
+    }
+
+    private func readIfResumed(context: ChannelHandlerContext) {
+        if machine.takePendingRead(now: .now) { context.read() }
     }
 
     // MARK: Records
 
     private func handle(_ event: RequestEvent, context: ChannelHandlerContext) {
+        let now = machine.lastActivity
         switch event {
         case .begin(let id, let role, let keepConnection):
-            begin(id: id, role: role, keepConnection: keepConnection, context: context)
-        case .params(let id, let pairs):
-            guard let request = requests[id], !request.isStarted else { return }
-            start(request, variables: CGIVariables(storage: pairs.storage, layout: pairs.layout), context: context)
-        case .stdin(let id, let bytes):
-            // An ended request's body is no longer read (a 413 answered, an early answer).
-            guard let request = requests[id], !request.isEnded else { return }
-            let maximum = server.limits.maxBodyBytes
-            let wasWithinLimit = request.stdinBytes <= maximum
-            request.stdinBytes += bytes.readableBytes
-            guard request.stdinBytes <= maximum else {
-                // Only a body without a CONTENT_LENGTH gets here (a larger declared one is
-                // answered 413 up front): its reader gets the error, which becomes a 413 too.
-                // Once over, the rest of the body is dropped.
-                if wasWithinLimit {
-                    logger.warning("request \(id): body over the limit of \(maximum) bytes")
-                    if request.body.fail(RequestBodyTooLarge(maximum: maximum)) { bodyDrained() }
-                }
-                return
+            let action = machine.begin(
+                id: id,
+                keepConnection: keepConnection,
+                roleAccepted: server.roles.contains(role),
+                now: now,
+                makePayload: { makeRequest(id: id, context: context) }
+            )
+            guard case .refuse(let status, let reason, let close) = action else { return }
+            if status == .unknownRole {
+                logger.info("refusing request \(id): unknown role \(role.rawValue)")
+            } else {
+                logger.warning("refusing request \(id): \(reason)")
             }
-            if request.body.append(bytes) { pausingBodies += 1 }
+            var buffer = context.channel.allocator.buffer(capacity: 16)
+            ResponseEncoder.writeEndRequest(requestID: id, appStatus: 0, protocolStatus: status, into: &buffer)
+            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+            decoder.endRequest(id)
+            perform(close, context: context)
+        case .params(let id, let pairs):
+            guard let (request, serial) = machine.paramsEnded(id: id, now: now) else { return }
+            start(request, serial: serial, variables: CGIVariables(storage: pairs.storage, layout: pairs.layout))
+        case .stdin(let id, let bytes):
+            switch machine.stdin(id: id, count: bytes.readableBytes, now: now) {
+            case .ignore:
+                return
+            case .append(let request):
+                let (kept, retained) = StdinBodySource.retaining(bytes, allocator: context.channel.allocator)
+                if request.body.append(kept, retained: retained) { machine.bodyBuffered(retained) }
+            case .overLimit(let request, let maximum):
+                // Its reader gets the error, which becomes a 413.
+                logger.warning("request \(id): body over the limit of \(maximum) bytes")
+                machine.bodyBuffered(-request.body.fail(RequestBodyTooLarge(maximum: maximum)))
+            }
         case .stdinEnd(let id):
-            guard let request = requests[id] else { return }
-            request.stdinEnded = true
-            request.body.finish()
+            machine.stdinEnded(id: id)?.body.finish()
         case .data, .dataEnd:
             // Filter role is refused at BEGIN_REQUEST, so no request here takes DATA.
             return
         case .abort(let id):
-            guard let request = requests[id] else { return }
-            request.task?.cancel()
-            if request.body.fail(RequestBodyIncomplete(reason: .aborted)) { bodyDrained() }
-            resumeWaiters(of: request, throwing: RequestInterruption.aborted)
-            end(request, appStatus: 1, context: context)
+            guard let end = machine.abort(id: id, now: now) else { return }
+            end.payload.task?.cancel()
+            machine.bodyBuffered(-end.payload.body.fail(RequestBodyIncomplete(reason: .aborted)))
+            resumeWaiters(of: end.serial, throwing: RequestInterruption.aborted)
+            perform(end, context: context)
         case .getValues(let names):
             var buffer = context.channel.allocator.buffer(capacity: 128)
             ResponseEncoder.writeGetValuesResult(values(for: names), into: &buffer)
@@ -258,42 +272,16 @@ final class ConnectionHandler<App: GatewayApplication>: ChannelDuplexHandler, Re
         }
     }
 
-    private func begin(id: UInt16, role: Role, keepConnection: Bool, context: ChannelHandlerContext) {
-        guard server.roles.contains(role) else {
-            logger.info("refusing request \(id): unknown role \(role.rawValue)")
-            refuse(id: id, status: .unknownRole, keepConnection: keepConnection, context: context)
-            return
-        }
-        if isShuttingDown {
-            // Only a web server multiplexing on a busy connection can still send one; serving
-            // it could keep the connection busy past the grace period and cut it mid-request.
-            logger.info("refusing request \(id): shutting down")
-            refuse(id: id, status: .overloaded, keepConnection: keepConnection, context: context)
-            return
-        }
-        let inFlight = requests.count - endedWhileDecoding.count
-        guard inFlight < server.limits.maxRequestsPerConnection, server.tryAcquireRequest() else {
-            logger.warning("refusing request \(id): overloaded")
-            refuse(id: id, status: .overloaded, keepConnection: keepConnection, context: context)
-            return
-        }
+    private func makeRequest(id: UInt16, context: ChannelHandlerContext) -> InFlightRequest {
         let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let body = StdinBodySource(highWatermark: server.limits.bodyBufferBytes) {
-            loopBoundSelf.eventLoop.execute { loopBoundSelf.value.bodyDrained() }
+        let body = StdinBodySource { retained in
+            if loopBoundSelf.eventLoop.inEventLoop {
+                loopBoundSelf.value.bodyConsumed(retained)
+            } else {
+                loopBoundSelf.eventLoop.execute { loopBoundSelf.value.bodyConsumed(retained) }
+            }
         }
-        requests[id] = InFlightRequest(id: id, keepConnection: keepConnection, body: body)
-    }
-
-    private func refuse(id: UInt16, status: ProtocolStatus, keepConnection: Bool, context: ChannelHandlerContext) {
-        var buffer = context.channel.allocator.buffer(capacity: 16)
-        ResponseEncoder.writeEndRequest(requestID: id, appStatus: 0, protocolStatus: status, into: &buffer)
-        context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
-        decoder.endRequest(id)
-        if !keepConnection {
-            inputIsDrained = false  // its params and stdin may still be on their way
-            closeWhenIdle = true
-            closeIfIdle()
-        }
+        return InFlightRequest(id: id, body: body)
     }
 
     private func values(for names: [String]) -> [(String, String)] {
@@ -309,11 +297,16 @@ final class ConnectionHandler<App: GatewayApplication>: ChannelDuplexHandler, Re
 
     // MARK: Running the application
 
-    private func start(_ request: InFlightRequest, variables: CGIVariables, context: ChannelHandlerContext) {
-        request.isStarted = true
-        let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let loopBoundRequest = NIOLoopBound(request, eventLoop: context.eventLoop)
+    /// The one place a request's `Environ` is built.
+    private func makeEnviron(
+        variables: CGIVariables,
+        request: InFlightRequest,
+        serial: UInt64,
+        eventLoop: any EventLoop
+    ) -> Environ {
+        let loopBoundSelf = NIOLoopBound(self, eventLoop: eventLoop)
         let logger = self.logger
+        let wireID = request.id
         // The id of this request in the application's logger and in the server's lines.
         let requestID = GatewayRequestID(variables: variables)
         let errors = ErrorStream { message in
@@ -329,10 +322,10 @@ final class ConnectionHandler<App: GatewayApplication>: ChannelDuplexHandler, Re
             // write would land after the request ended (a thrown error ends it right away) and
             // be dropped, so the web server's error log would never see it.
             if loopBoundSelf.eventLoop.inEventLoop {
-                loopBoundSelf.value.writeStderr(message, request: loopBoundRequest.value)
+                loopBoundSelf.value.writeStderr(message, id: wireID, serial: serial)
             } else {
                 loopBoundSelf.eventLoop.execute {
-                    loopBoundSelf.value.writeStderr(message, request: loopBoundRequest.value)
+                    loopBoundSelf.value.writeStderr(message, id: wireID, serial: serial)
                 }
             }
         }
@@ -345,36 +338,42 @@ final class ConnectionHandler<App: GatewayApplication>: ChannelDuplexHandler, Re
             multiprocess: server.multiprocess,
             runOnce: false
         )
-        let contentLength = environ.contentLength
-        environ.input = GatewayRequestBody(source: request.body, contentLength: contentLength)
+        environ.input = GatewayRequestBody(source: request.body, contentLength: environ.contentLength)
+        return environ
+    }
+
+    private func start(_ request: InFlightRequest, serial: UInt64, variables: CGIVariables) {
+        guard let context, let executor else { return }
+        var environ = makeEnviron(variables: variables, request: request, serial: serial, eventLoop: context.eventLoop)
         let application: any GatewayApplication
-        if let contentLength, contentLength > server.limits.maxBodyBytes {
+        let maximum = server.limits.maxBodyBytes
+        if let contentLength = environ.contentLength, contentLength > maximum {
             environ.logger.warning("body of \(contentLength) bytes over the limit, answering 413")
             environ.input = .empty
-            let maximum = server.limits.maxBodyBytes
             application = ClosureApplication { _ in throw RequestBodyTooLarge(maximum: maximum) }
         } else {
             application = self.application
         }
-        let executor = self.executor!
+        let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let id = request.id
         request.task = Task.immediate(executorPreference: executor) {
-            var output = FastCGIResponseOutput(connection: loopBoundSelf, request: loopBoundRequest)
+            var output = FastCGIResponseOutput(connection: loopBoundSelf, id: id, serial: serial)
             let outcome = await ResponseDriver.run(application, environ: environ, output: &output)
-            loopBoundSelf.value.complete(loopBoundRequest.value, outcome: outcome)
+            loopBoundSelf.value.complete(id: id, serial: serial, outcome: outcome)
         }
         // The request may have ended while its task ran up to its first suspension (the
         // connection closed under a write): the cancellation it missed is delivered now.
-        if request.isEnded { request.task?.cancel() }
+        if machine.request(id, serial: serial) == nil { request.task?.cancel() }
     }
 
-    /// Sends response bytes for `request` as `FCGI_STDOUT`; flushes unless more follows at once.
-    func writeStdout(_ head: [UInt8], _ body: [UInt8], request: InFlightRequest, flush: Bool) throws {
-        guard let context, !request.isEnded, !isClosing else {
-            throw request.isEnded ? RequestInterruption.requestEnded : RequestInterruption.connectionClosed
+    /// Sends response bytes for a request as `FCGI_STDOUT`; flushes unless more follows at once.
+    func writeStdout(_ head: [UInt8], _ body: [UInt8], id: UInt16, serial: UInt64, flush: Bool) throws {
+        guard let context, !machine.isClosing, machine.request(id, serial: serial) != nil else {
+            throw machine.isClosing ? RequestInterruption.connectionClosed : RequestInterruption.requestEnded
         }
         let records = (head.count + body.count) / 65535 + 2
         var buffer = context.channel.allocator.buffer(capacity: head.count + body.count + records * 16)
-        ResponseEncoder.writeStream(.stdout, requestID: request.id, head: head, body: body, into: &buffer)
+        ResponseEncoder.writeStream(.stdout, requestID: id, head: head, body: body, into: &buffer)
         if flush {
             context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
         } else {
@@ -385,192 +384,141 @@ final class ConnectionHandler<App: GatewayApplication>: ChannelDuplexHandler, Re
     /// Whether the socket takes more bytes now; response writers wait while it does not.
     var isWritable: Bool { context?.channel.isWritable ?? false }
 
-    /// Suspends a response writer until the socket drains, the request ends or the connection closes.
-    nonisolated(nonsending) func waitUntilWritable(_ request: InFlightRequest) async throws {
+    /// Suspends a response writer until the socket drains, the request ends or the connection
+    /// closes (a connection whose output stays stuck is closed by the stall deadline).
+    nonisolated(nonsending) func waitUntilWritable(id: UInt16, serial: UInt64) async throws {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            if request.isEnded || isClosing {
-                continuation.resume(
-                    throwing: request.isEnded ? RequestInterruption.requestEnded : RequestInterruption.connectionClosed
-                )
+            if machine.isClosing {
+                continuation.resume(throwing: RequestInterruption.connectionClosed)
+            } else if machine.request(id, serial: serial) == nil {
+                continuation.resume(throwing: RequestInterruption.requestEnded)
             } else if isWritable {
                 continuation.resume()
             } else {
-                writabilityWaiters.append((ObjectIdentifier(request), continuation))
+                writabilityWaiters.append((serial, continuation))
             }
         }
     }
 
-    private func writeStderr(_ message: String, request: InFlightRequest) {
-        guard let context, !request.isEnded, !isClosing else { return }
+    private func writeStderr(_ message: String, id: UInt16, serial: UInt64) {
+        guard let context, !machine.isClosing, machine.request(id, serial: serial) != nil else { return }
         var buffer = context.channel.allocator.buffer(capacity: message.utf8.count + 16)
-        ResponseEncoder.writeStream(.stderr, requestID: request.id, bytes: message.utf8, into: &buffer)
+        ResponseEncoder.writeStream(.stderr, requestID: id, bytes: message.utf8, into: &buffer)
         context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
     }
 
-    /// The application's task finished: end the request unless an abort already did.
+    /// The application's task returned.
     ///
-    /// A response cut short after its head went out is not ended: `FCGI_END_REQUEST` would
-    /// make it look complete (nginx ignores appStatus and closes a chunked body cleanly).
-    /// The connection is closed instead, after the bytes already written and an invalid record
-    /// header, so the web server sees a broken upstream and cuts the client's response too. Other
-    /// requests multiplexed on the connection are cut with it: FastCGI has no other way to
-    /// fail one request's stream.
-    func complete(_ request: InFlightRequest, outcome: ResponseOutcome) {
-        guard let context, !request.isEnded else { return }
+    /// A response that failed after its head went out (`applicationFailed(headSent: true)`,
+    /// `outputFailed`) is not ended: what was written is flushed and the connection closes
+    /// without the empty STDOUT and without `FCGI_END_REQUEST`, so the web server sees an
+    /// upstream that closed early and cuts its client's response (a truncated body must not
+    /// look complete). Other requests multiplexed on the same connection are cut with it:
+    /// FastCGI has no way to fail one request's stream once it began, and their web server
+    /// sees the same early close for each.
+    func complete(id: UInt16, serial: UInt64, outcome: ResponseOutcome) {
+        guard let context else { return }
+        let kind: ResponseOutcomeKind
         switch outcome {
-        case .completed, .applicationFailed(headSent: false):
-            end(request, appStatus: 0, context: context)
-        case .applicationFailed(headSent: true), .outputFailed:
-            request.isEnded = true
-            server.releaseRequest()
-            if request.body.fail(RequestInterruption.requestEnded) { bodyDrained() }
-            guard !isClosing else { return }
-            isClosing = true
-            let channel = context.channel
-            // A peer that never reads would hold the flush forever: close after 5 s regardless.
-            let timeout = channel.eventLoop.scheduleTask(in: .seconds(5)) { channel.close(promise: nil) }
-            channel.closeFuture.whenComplete { _ in timeout.cancel() }
+        case .completed, .applicationFailed(headSent: false): kind = .completed
+        case .applicationFailed(headSent: true), .outputFailed: kind = .failedAfterHead
+        }
+        switch machine.taskFinished(id: id, serial: serial, outcome: kind, now: .now) {
+        case .none:
+            return
+        case .end(let end):
+            perform(end, context: context)
+        case .cut(let requestID):
+            logger.warning(
+                "request \(requestID): the response failed after its head was sent; closing the connection to cut it"
+            )
             // nginx without fastcgi_keep_conn takes the end of the connection for the end of the
             // response: a record header of version 0, which every FastCGI client rejects, makes
             // it (and any peer) fail the response instead of ending it cleanly.
-            var marker = channel.allocator.buffer(capacity: 8)
-            marker.writeBytes([0, 0, UInt8(request.id >> 8), UInt8(request.id & 0xFF), 0, 0, 0, 0])
-            context.writeAndFlush(wrapOutboundOut(marker)).whenComplete { _ in
-                channel.close(promise: nil)
-            }
+            var marker = context.channel.allocator.buffer(capacity: 8)
+            marker.writeBytes([0, 0, UInt8(requestID >> 8), UInt8(requestID & 0xFF), 0, 0, 0, 0])
+            context.write(wrapOutboundOut(marker), promise: nil)
+            perform(.flushThenClose, context: context)
         }
     }
 
-    /// Ends `request`: stdout terminated, `FCGI_END_REQUEST`, id released for reuse.
-    private func end(_ request: InFlightRequest, appStatus: UInt32, context: ChannelHandlerContext) {
-        guard !request.isEnded else { return }
-        request.isEnded = true
+    /// Ends a request: stdout terminated, `FCGI_END_REQUEST`, id released for reuse.
+    private func perform(_ end: Machine.EndAction, context: ChannelHandlerContext) {
         var buffer = context.channel.allocator.buffer(capacity: 24)
-        ResponseEncoder.writeStreamEnd(.stdout, requestID: request.id, into: &buffer)
+        ResponseEncoder.writeStreamEnd(.stdout, requestID: end.requestID, into: &buffer)
         ResponseEncoder.writeEndRequest(
-            requestID: request.id,
-            appStatus: appStatus,
+            requestID: end.requestID,
+            appStatus: end.appStatus,
             protocolStatus: .requestComplete,
             into: &buffer
         )
         context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
-        server.releaseRequest()
-        if request.body.fail(RequestBodyIncomplete(reason: .requestEnded)) { bodyDrained() }
-        if isDecoding, !request.keepConnection {
-            // A request that ends while its own records are being decoded (a quick answer runs
-            // inside `channelRead`) and then closes the connection stays known to the decoder
-            // until the rest of this read is decoded: its FCGI_STDIN end is usually in the same
-            // bytes, and seeing it spares the half-close and drain. A kept connection releases
-            // the id at once, so that a next request may reuse it.
-            endedWhileDecoding.append(request)
-        } else {
-            release(request)
-        }
+        machine.bodyBuffered(-end.payload.body.fail(RequestBodyIncomplete(reason: .requestEnded)))
+        resumeWaiters(of: end.serial, throwing: RequestInterruption.requestEnded)
+        if end.releaseID { decoder.endRequest(end.requestID) }
+        perform(end.close, context: context)
+        readIfResumed(context: context)
     }
 
-    /// Forgets an ended request: its id may be reused, and the connection may close.
-    private func release(_ request: InFlightRequest) {
-        if requests[request.id] === request {
-            requests[request.id] = nil
-            decoder.endRequest(request.id)
-        }
-        if !request.keepConnection { closeWhenIdle = true }
-        if !request.stdinEnded { inputIsDrained = false }
-        closeIfIdle()
-    }
-
-    private func releaseRequestsEndedWhileDecoding() {
-        guard !endedWhileDecoding.isEmpty else { return }
-        let ended = endedWhileDecoding
-        endedWhileDecoding.removeAll(keepingCapacity: true)
-        for request in ended where !isClosing { release(request) }
-    }
-
-    private func resumeWaiters(of request: InFlightRequest, throwing error: any Error) {
-        let key = ObjectIdentifier(request)
-        guard writabilityWaiters.contains(where: { $0.request == key }) else { return }
-        let resumed = writabilityWaiters.filter { $0.request == key }
-        writabilityWaiters.removeAll { $0.request == key }
+    private func resumeWaiters(of serial: UInt64, throwing error: any Error) {
+        guard writabilityWaiters.contains(where: { $0.request == serial }) else { return }
+        let resumed = writabilityWaiters.filter { $0.request == serial }
+        writabilityWaiters.removeAll { $0.request == serial }
         for waiter in resumed { waiter.continuation.resume(throwing: error) }
     }
 
-    // MARK: Flow control and closing
+    /// An application read body bytes that retained `retained` bytes.
+    private func bodyConsumed(_ retained: Int) {
+        machine.bodyBuffered(-retained)
+        if let context { readIfResumed(context: context) }
+    }
 
-    /// A request body that held reading paused has drained (or ended).
-    private func bodyDrained() {
-        pausingBodies -= 1
-        if pausingBodies == 0, readPending, let context {
-            readPending = false
+    // MARK: Closing
+
+    private func perform(_ close: Machine.CloseAction?, context: ChannelHandlerContext) {
+        guard let close else { return }
+        let channel = context.channel
+        switch close {
+        case .closeNow:
+            context.close(promise: nil)
+        case .flushThenClose:
+            // Nothing more is coming from the web server: close as soon as what we wrote is out.
+            context.writeAndFlush(wrapOutboundOut(channel.allocator.buffer(capacity: 0))).whenComplete { _ in
+                channel.close(promise: nil)
+            }
+        case .halfCloseThenDrain:
+            // Half-close first, so unread input from the web server is drained instead of
+            // answered with a reset that could cut the response it is still reading. The
+            // state machine's close deadline ends a drain the web server never finishes.
+            let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
+            context.close(mode: .output).whenComplete { _ in
+                // Shutting down: everything is written, so close now rather than wait for kept
+                // connections the web server would hold open (a process manager kills us in 5 s).
+                if loopBoundSelf.value.machine.outputClosed() { channel.close(promise: nil) }
+            }
             context.read()
         }
     }
 
-    /// Asks the connection to close once nothing is in flight (graceful shutdown).
-    func closeGracefully() {
-        isShuttingDown = true
-        closeWhenIdle = true
-        if isClosing, isOutputClosed, let context {
-            // Already half-closed and waiting for the web server: do not make shutdown wait too.
-            context.close(promise: nil)
-        }
-        closeIfIdle()
-    }
-
-    private func closeIfIdle() {
-        guard closeWhenIdle, requests.isEmpty, !isClosing, let context else { return }
-        isClosing = true
-        if inputIsDrained, decoder.isAtRecordBoundary {
-            // Nothing more is coming from the web server: close as soon as what we wrote is out.
-            let channel = context.channel
-            context.writeAndFlush(wrapOutboundOut(channel.allocator.buffer(capacity: 0))).whenComplete { _ in
-                channel.close(promise: nil)
-            }
-            return
-        }
-        // Half-close first, so unread input from the web server is drained instead of
-        // answered with a reset that could cut the response it is still reading.
-        let channel = context.channel
-        let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
-        context.close(mode: .output).whenComplete { _ in
-            let handler = loopBoundSelf.value
-            handler.isOutputClosed = true
-            if handler.isShuttingDown {
-                // Shutting down: everything is written, so close now rather than wait for kept
-                // connections the web server would hold open (a process manager kills us in 5 s).
-                channel.close(promise: nil)
-                return
-            }
-            // The timer is cancelled once the channel is closed: it holds the channel, and
-            // with it the connection's buffers, for its whole 5 s otherwise.
-            let timeout = channel.eventLoop.scheduleTask(in: .seconds(5)) { channel.close(promise: nil) }
-            channel.closeFuture.whenComplete { _ in timeout.cancel() }
-        }
-        context.read()
-    }
-
     private func peer(_ context: ChannelHandlerContext) -> String {
         context.channel.remoteAddress.map { "\($0)" } ?? "a Unix socket peer"
-    }
-
-    private func closeNow(context: ChannelHandlerContext) {
-        isClosing = true
-        context.close(promise: nil)
     }
 }
 
 /// A request's `ResponseOutput`: response bytes become `FCGI_STDOUT` records on its connection.
 struct FastCGIResponseOutput<App: GatewayApplication>: ResponseOutput {
     let connection: NIOLoopBound<ConnectionHandler<App>>
-    let request: NIOLoopBound<InFlightRequest>
+    let id: UInt16
+    let serial: UInt64
 
     nonisolated(nonsending) mutating func send(head: [UInt8], body: [UInt8], isLast: Bool) async throws {
         let connection = self.connection
-        let request = self.request
+        let (id, serial) = (self.id, self.serial)
         guard connection.eventLoop.inEventLoop else {
             // Only reached when an application moved its writer off the request's executor.
             try await connection.eventLoop.flatSubmit {
                 do {
-                    try connection.value.writeStdout(head, body, request: request.value, flush: true)
+                    try connection.value.writeStdout(head, body, id: id, serial: serial, flush: true)
                     return connection.eventLoop.makeSucceededVoidFuture()
                 } catch {
                     return connection.eventLoop.makeFailedFuture(error)
@@ -578,9 +526,9 @@ struct FastCGIResponseOutput<App: GatewayApplication>: ResponseOutput {
             }.get()
             return
         }
-        try connection.value.writeStdout(head, body, request: request.value, flush: !isLast)
+        try connection.value.writeStdout(head, body, id: id, serial: serial, flush: !isLast)
         if !isLast, !connection.value.isWritable {
-            try await connection.value.waitUntilWritable(request.value)
+            try await connection.value.waitUntilWritable(id: id, serial: serial)
         }
     }
 }

@@ -100,8 +100,8 @@ public struct FastCGIServer<App: GatewayApplication>: Service {
         if case .unix(let path, _) = configuration.address { socketFile = UnixSocketFile.identity(of: path) }
         logger.info("FastCGI server listening on \(configuration.address)")
         onListening(serverChannel.localAddress)
-        let idleSweep = Self.sweepIdleConnections(of: state, timeoutSeconds: configuration.limits.idleTimeoutSeconds)
-        defer { idleSweep?.cancel() }
+        let deadlineSweep = Self.sweepDeadlines(of: state, limits: configuration.limits)
+        defer { deadlineSweep?.cancel() }
 
         await withTaskCancellationOrGracefulShutdownHandler {
             try? await serverChannel.closeFuture.get()
@@ -139,6 +139,10 @@ public struct FastCGIServer<App: GatewayApplication>: Service {
                     guard let options = channel.syncOptions else { throw ChannelError.operationUnsupported }
                     try options.setOption(.allowRemoteHalfClosure, value: true)
                     try options.setOption(.recvAllocator, value: Self.receiveAllocator)
+                    // Past `outputBufferBytes` queued, the channel turns unwritable: response
+                    // writers wait, and the connection stops reading and decoding.
+                    let high = max(1, state.limits.outputBufferBytes)
+                    try options.setOption(.writeBufferWaterMark, value: .init(low: high / 2, high: high))
                     let handlers = channel.pipeline.syncOperations
                     try handlers.addHandler(ConnectionHandler(application: application, server: state))
                 }
@@ -197,15 +201,23 @@ public struct FastCGIServer<App: GatewayApplication>: Service {
 }
 
 extension FastCGIServer {
-    /// Closes connections that stayed idle past the timeout. One task for the whole server,
-    /// instead of a timer per connection that every short-lived connection would pay for.
-    fileprivate static func sweepIdleConnections(of state: ServerState, timeoutSeconds: Int64) -> Task<Void, Never>? {
-        guard timeoutSeconds > 0 else { return nil }
-        let interval = Duration.milliseconds(max(250, min(timeoutSeconds * 1000 / 4, 30_000)))
+    /// Tells every connection the time, so each checks its deadlines (idle, params, stall,
+    /// close). One task for the whole server, instead of timers per connection that every
+    /// short-lived connection would pay for; it ticks at a quarter of the shortest deadline
+    /// (250 ms to 30 s), which is how late a deadline may be enforced.
+    fileprivate static func sweepDeadlines(of state: ServerState, limits: ServerLimits) -> Task<Void, Never>? {
+        let timeouts = [
+            limits.idleTimeoutSeconds, limits.paramsTimeoutSeconds, limits.stallTimeoutSeconds,
+            limits.closeTimeoutSeconds,
+        ].filter { $0 > 0 }
+        guard let shortest = timeouts.min() else { return nil }
+        // Saturating: a timeout may be as large as Int64.max seconds.
+        let quarter = shortest > 120 ? Int64(30_000) : shortest * 250
+        let interval = Duration.milliseconds(max(250, min(quarter, 30_000)))
         return Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: interval)
-                let check = IdleCheck(idleSince: .now() - .seconds(timeoutSeconds))
+                let check = DeadlineCheck(now: .now)
                 for channel in state.openConnections {
                     channel.pipeline.fireUserInboundEventTriggered(check)
                 }
@@ -214,9 +226,9 @@ extension FastCGIServer {
     }
 }
 
-/// Sent to every connection by the idle sweep: close if nothing arrived since `idleSince`.
-struct IdleCheck: Sendable {
-    let idleSince: NIODeadline
+/// Sent to every connection by the deadline sweep: check deadlines against `now`.
+struct DeadlineCheck: Sendable {
+    let now: MonotonicInstant
 }
 
 /// Sent down each connection's pipeline when the server starts shutting down.

@@ -5,55 +5,65 @@ import Synchronization
 /// The request body of one FastCGI request: `FCGI_STDIN` records, queued until the
 /// application reads them.
 ///
-/// The connection appends slices of what it read (no copy); the application's read copies
-/// each slice once into the `[UInt8]` it receives. The queue is bounded: past
-/// `highWatermark` bytes the connection pauses reading until the application drains it.
+/// The connection appends slices of what it read, each with the bytes it retains (see
+/// `retaining(_:allocator:)`); the application's read copies each slice once into the
+/// `[UInt8]` it receives and reports what it retained as released, so the connection can
+/// bound what its bodies hold (`ServerLimits.bodyBufferBytes`) and pause reading past it.
 final class StdinBodySource: RequestBodySource {
     private struct State {
-        var chunks: CircularBuffer<ByteBuffer> = CircularBuffer(initialCapacity: 4)
-        var bufferedBytes = 0
+        var chunks: CircularBuffer<(bytes: ByteBuffer, retained: Int)> = CircularBuffer(initialCapacity: 4)
+        var retained = 0
         var finished = false
         var failure: (any Error)?
         /// The reader, parked until a chunk, the end or a failure arrives.
         var waiter: CheckedContinuation<Void, any Error>?
-        var isOverWatermark = false
     }
 
     /// What a read finds.
     private enum Next {
-        case chunk(ByteBuffer, drained: Bool)
+        case chunk(ByteBuffer, retained: Int)
         case end
         case failed(any Error)
         case wait
     }
 
     private let state = Mutex(State())
-    private let highWatermark: Int
-    /// Called (from the reading task) when the buffer has drained below the watermark again.
-    private let onDrained: @Sendable () -> Void
+    /// Called (from the reading task) with the retained bytes a read released.
+    private let onConsumed: @Sendable (Int) -> Void
 
-    init(highWatermark: Int, onDrained: @escaping @Sendable () -> Void) {
-        self.highWatermark = highWatermark
-        self.onDrained = onDrained
+    init(onConsumed: @escaping @Sendable (Int) -> Void) {
+        self.onConsumed = onConsumed
     }
 
-    /// Queues bytes from the wire. Returns true when the buffer just went over its watermark,
-    /// so the connection should stop reading.
-    func append(_ bytes: ByteBuffer) -> Bool {
-        let (waiter, crossed) = state.withLock { state -> (CheckedContinuation<Void, any Error>?, Bool) in
+    /// What each queued chunk costs besides its bytes (its storage object, the allocator's
+    /// header, its queue entry), counted so that a flood of 1-byte records is bounded too.
+    static let chunkOverhead = 128
+
+    /// A slice to keep, and what keeping it retains. A slice under an eighth of its receive
+    /// buffer is copied out (a 1-byte STDIN record must not pin a 256 KiB buffer); a larger
+    /// one is kept as is and counted as its whole buffer.
+    static func retaining(_ bytes: ByteBuffer, allocator: ByteBufferAllocator) -> (ByteBuffer, retained: Int) {
+        let storage = bytes.storageCapacity
+        if bytes.readableBytes < storage / 8 {
+            var copy = allocator.buffer(capacity: bytes.readableBytes)
+            copy.writeImmutableBuffer(bytes)
+            return (copy, copy.storageCapacity + chunkOverhead)
+        }
+        return (bytes, storage + chunkOverhead)
+    }
+
+    /// Queues bytes from the wire. Returns false (and keeps nothing) when the body already
+    /// ended or failed.
+    func append(_ bytes: ByteBuffer, retained: Int) -> Bool {
+        let (waiter, kept) = state.withLock { state -> (CheckedContinuation<Void, any Error>?, Bool) in
             guard !state.finished, state.failure == nil else { return (nil, false) }
-            state.chunks.append(bytes)
-            state.bufferedBytes += bytes.readableBytes
-            var crossed = false
-            if !state.isOverWatermark && state.bufferedBytes > highWatermark {
-                state.isOverWatermark = true
-                crossed = true
-            }
+            state.chunks.append((bytes, retained))
+            state.retained += retained
             defer { state.waiter = nil }
-            return (state.waiter, crossed)
+            return (state.waiter, true)
         }
         waiter?.resume()
-        return crossed
+        return kept
     }
 
     /// The web server sent the empty `FCGI_STDIN` record.
@@ -66,28 +76,27 @@ final class StdinBodySource: RequestBodySource {
         waiter?.resume()
     }
 
-    /// The request was aborted or its connection closed: readers get `error`. Returns whether
-    /// this source was holding the connection's reading paused.
+    /// The request was aborted, ended or its connection closed: readers get `error`. Returns
+    /// the retained bytes dropped.
     @discardableResult
-    func fail(_ error: any Error) -> Bool {
-        let (waiter, wasOver) = state.withLock { state in
+    func fail(_ error: any Error) -> Int {
+        let (waiter, dropped) = state.withLock { state in
             state.failure = state.failure ?? error
             state.chunks.removeAll()
-            state.bufferedBytes = 0
-            let wasOver = state.isOverWatermark
-            state.isOverWatermark = false
+            let dropped = state.retained
+            state.retained = 0
             defer { state.waiter = nil }
-            return (state.waiter, wasOver)
+            return (state.waiter, dropped)
         }
         waiter?.resume()
-        return wasOver
+        return dropped
     }
 
     nonisolated(nonsending) func read() async throws -> [UInt8]? {
         while true {
             switch state.withLock({ take(from: &$0) }) {
-            case .chunk(let chunk, let drained):
-                if drained { onDrained() }
+            case .chunk(let chunk, let retained):
+                onConsumed(retained)
                 return Array(chunk.readableBytesView)
             case .end:
                 return nil
@@ -107,17 +116,12 @@ final class StdinBodySource: RequestBodySource {
         }
     }
 
-    /// The next chunk, the end, or the failure, with the watermark bookkeeping in one place.
+    /// The next chunk, the end, or the failure.
     private func take(from state: inout State) -> Next {
         if let failure = state.failure { return .failed(failure) }
         if let chunk = state.chunks.popFirst() {
-            state.bufferedBytes -= chunk.readableBytes
-            var drained = false
-            if state.isOverWatermark && state.bufferedBytes <= highWatermark / 2 {
-                state.isOverWatermark = false
-                drained = true
-            }
-            return .chunk(chunk, drained: drained)
+            state.retained -= chunk.retained
+            return .chunk(chunk.bytes, retained: chunk.retained)
         }
         return state.finished ? .end : .wait
     }

@@ -8,7 +8,7 @@ public struct RequestBodyIncomplete: Error, Sendable, CustomStringConvertible {
     /// Why the body stopped.
     public struct Reason: Sendable, Hashable, CustomStringConvertible {
         private enum Kind: Hashable {
-            case endOfInput, aborted, connectionClosed, requestEnded, readFailed(Int32)
+            case endOfInput, aborted, connectionClosed, requestEnded, readFailed(Int32), stalled(Int64)
         }
 
         private let kind: Kind
@@ -24,6 +24,9 @@ public struct RequestBodyIncomplete: Error, Sendable, CustomStringConvertible {
         public static let requestEnded = Reason(kind: .requestEnded)
         /// Reading failed with this `errno` (CGI: `read(2)` on standard input, or the spool file).
         public static func readFailed(errno: Int32) -> Reason { Reason(kind: .readFailed(errno)) }
+        /// No body bytes arrived for this many seconds while the web server owed some (the
+        /// FastCGI server's `--stall-timeout`): a stalled peer does not hold the request forever.
+        public static func stalled(seconds: Int64) -> Reason { Reason(kind: .stalled(seconds)) }
 
         /// The `errno` of a failed read, nil for the other reasons.
         public var errorNumber: Int32? {
@@ -38,6 +41,7 @@ public struct RequestBodyIncomplete: Error, Sendable, CustomStringConvertible {
             case .connectionClosed: "the connection to the web server closed"
             case .requestEnded: "the request had already ended"
             case .readFailed(let number): "reading failed (errno \(number))"
+            case .stalled(let seconds): "no body bytes arrived for \(seconds) s"
             }
         }
     }

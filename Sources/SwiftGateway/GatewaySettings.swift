@@ -131,7 +131,7 @@ enum Setting {
         flag: "output-buffer-bytes",
         variable: "GATEWAY_OUTPUT_BUFFER_BYTES",
         range: 4096...(1 << 30),
-        defaultValue: 1 << 20,
+        defaultValue: 256 << 10,
         summary: "Most bytes of output a connection holds unsent before it stops reading"
     )
     static let idleTimeout = NumericSetting(
