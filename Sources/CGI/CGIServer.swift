@@ -253,7 +253,13 @@ final class DescriptorBodySource: RequestBodySource, @unchecked Sendable {
             return
         }
         received += chunk.count
-        if spoolFile < 0, memory.count - memoryOffset + chunk.count <= Self.memoryLimit {
+        if memoryOffset > 0 {
+            // What the application already read leaves memory, so the in-memory part of the
+            // spool stays within `memoryLimit` however reads and writes alternate.
+            memory.removeFirst(memoryOffset)
+            memoryOffset = 0
+        }
+        if spoolFile < 0, memory.count + chunk.count <= Self.memoryLimit {
             memory += chunk
             return
         }

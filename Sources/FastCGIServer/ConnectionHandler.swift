@@ -417,13 +417,17 @@ final class ConnectionHandler<App: GatewayApplication>: ChannelDuplexHandler, Re
     /// FastCGI has no way to fail one request's stream once it began, and their web server
     /// sees the same early close for each.
     func complete(id: UInt16, serial: UInt64, outcome: ResponseOutcome) {
-        guard let context else { return }
         let kind: ResponseOutcomeKind
         switch outcome {
         case .completed, .applicationFailed(headSent: false): kind = .completed
         case .applicationFailed(headSent: true), .outputFailed: kind = .failedAfterHead
         }
-        switch machine.taskFinished(id: id, serial: serial, outcome: kind, now: .now) {
+        // Told to the machine even after the channel is gone (the handler is removed right
+        // after channelInactive): a task that outlives its connection still holds a slot,
+        // and only this frees it.
+        let action = machine.taskFinished(id: id, serial: serial, outcome: kind, now: .now)
+        guard let context else { return }
+        switch action {
         case .none:
             return
         case .end(let end):

@@ -476,6 +476,14 @@ struct ConnectionStateMachine {
             releaseOneSlot()
             return .none
         }
+        guard phase == .open else {
+            // The connection is already closing after a cut: nothing more goes out for any
+            // request (nothing may follow the marker), and the slot this task kept is free.
+            request.phase = .ended(stdinEnded: request.phase.stdinEnded)
+            requests[id] = request
+            releaseOneSlot()
+            return .none
+        }
         switch outcome {
         case .completed: return end(id, appStatus: 0, now: now).map { .end($0) } ?? .none
         case .failedAfterHead:

@@ -77,14 +77,30 @@ public struct Environ: Sendable {
             if loggerWasSet { return baseLogger }
             var logger = baseLogger
             logger[metadataKey: "request-id"] = .stringConvertible(requestID)
-            logger[metadataKey: "method"] = .string(requestMethod)
-            logger[metadataKey: "path"] = .string(path)
+            logger[metadataKey: "method"] = .string(Self.loggable(requestMethod))
+            logger[metadataKey: "path"] = .string(Self.loggable(path))
             return logger
         }
         set {
             baseLogger = newValue
             loggerWasSet = true
         }
+    }
+
+    /// `text` with its control characters percent-encoded (`%0A`), so a client's decoded path
+    /// cannot start a forged line in a line-oriented log.
+    static func loggable(_ text: String) -> String {
+        guard text.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else { return text }
+        var result = ""
+        for scalar in text.unicodeScalars {
+            if scalar.value < 0x20 || scalar.value == 0x7F {
+                let hex = String(scalar.value, radix: 16, uppercase: true)
+                result += hex.count == 1 ? "%0" + hex : "%" + hex
+            } else {
+                result.unicodeScalars.append(scalar)
+            }
+        }
+        return result
     }
 
     /// A logger that drops everything: the default of environs made without a server's logger

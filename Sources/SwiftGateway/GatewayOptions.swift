@@ -112,7 +112,10 @@ public struct GatewayOptions: ParsableArguments, Sendable {
     public init() {}
 
     /// Checks every flag and its environment variable; argument-parser calls it while parsing.
+    /// A CGI request reads no flags and only CGI's variables, which ``GatewayServer`` checks
+    /// when it answers: a bad one gets the client a clean `500`, not a malformed response.
     public mutating func validate() throws {
+        guard !ProcessMode.isCGIRequest else { return }
         _ = try GatewaySettings(self, environment: .process)
     }
 

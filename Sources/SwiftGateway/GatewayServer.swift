@@ -73,8 +73,14 @@ public struct GatewayServer: Service {
     public func run() async throws {
         signal(SIGPIPE, SIG_IGN)
         if ProcessMode.isCGIRequest {
-            // No flags in CGI mode: only the variables CGI uses are read.
-            let settings = try CGISettings(environment: .process)
+            // No flags in CGI mode: only the variables CGI uses are read. A bad one still gets
+            // the client a clean 500 (and the error log the value), then exit status 64.
+            let settings: CGISettings
+            do {
+                settings = try CGISettings(environment: .process)
+            } catch {
+                throw CGIFailure(exitStatus: CGIServer.answerMisconfigured("\(error)"))
+            }
             try Self.check(await CGIServer.run(application, maxBodyBytes: settings.maxBodyBytes, logger: logger))
             return
         }

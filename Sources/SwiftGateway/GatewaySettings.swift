@@ -158,7 +158,7 @@ enum Setting {
     static let closeTimeout = NumericSetting(
         flag: "close-timeout",
         variable: "GATEWAY_CLOSE_TIMEOUT",
-        range: 0...year,
+        range: 1...year,
         defaultValue: 5,
         summary: "Seconds a closing connection gets to flush its output"
     )
@@ -226,12 +226,28 @@ struct GatewaySettings: Sendable {
     var logLevel: Logger.Level
 
     init(_ options: GatewayOptions, environment: SettingsEnvironment) throws {
-        address = try Self.address(options, environment)
-        http = try Self.httpAddress(options, environment)
-        if http != nil, address != nil {
+        // A flag names the mode over the other mode's variables; two flags, or two variables,
+        // naming both modes are an error.
+        let httpFlag = options.http != nil
+        let addressFlag = options.socket != nil || options.port != nil
+        if httpFlag, addressFlag {
             throw ValidationError(
                 "--http serves HTTP for development instead of FastCGI: pass it without --socket or --port."
             )
+        }
+        let fastCGIAddress = try Self.address(options, environment)
+        let httpAddress = try Self.httpAddress(options, environment)
+        if httpFlag {
+            (address, http) = (nil, httpAddress)
+        } else if addressFlag {
+            (address, http) = (fastCGIAddress, nil)
+        } else {
+            guard fastCGIAddress == nil || httpAddress == nil else {
+                throw ValidationError(
+                    "GATEWAY_HTTP serves HTTP for development instead of FastCGI: set it without GATEWAY_SOCKET or GATEWAY_PORT."
+                )
+            }
+            (address, http) = (fastCGIAddress, httpAddress)
         }
         var limits = ServerLimits()
         limits.maxConnections = try Setting.maxConnections.value(options.maxConnections, environment)

@@ -66,6 +66,11 @@ struct CountingApp: GatewayApplication {
         case "/fail":
             struct Failure: Error {}
             throw Failure()
+        case "/deaf-sleep":
+            // Ignores cancellation, as a database call or an uncancellable wait would (a
+            // detached task's value does not take the waiter's cancellation).
+            await Task.detached { try? await Task.sleep(for: .milliseconds(800)) }.value
+            return .text("slept")
         case "/echo":
             return GatewayResponse(body: GatewayResponseBody(bytes: try await environ.input.collect(upTo: 1 << 26)))
         default:
@@ -271,6 +276,30 @@ extension FastCGIServerTests {
             await server.stop()
         }
 
+        /// A task that outlives its connection gives its slot back when it returns (found by a
+        /// review: the handler is removed right after the close, and its completion was lost).
+        @Test func aTaskThatOutlivesItsConnectionFreesItsSlot() async throws {
+            var limits = ServerLimits()
+            limits.maxRequests = 1
+            let server = try await FastCGIInProcessServer.start(CountingApp(), limits: limits)
+            for _ in 0..<2 {
+                let socket = try RawSocket(unixPath: server.socketPath)
+                var records = Records()
+                records.request(.get("/deaf-sleep", id: 1, keepConnection: false))
+                try socket.write(records.bytes)
+                try await Task.sleep(for: .milliseconds(100))
+                socket.setResetOnClose()
+            }
+            // Both tasks are asleep or done; once the second returns, the one slot is free.
+            try await Task.sleep(for: .seconds(2))
+            let client = try await server.connect()
+            let answer = try await client.perform(.get("/hello"))
+            #expect(answer.protocolStatus == .requestComplete)
+            #expect(answer.bodyString == "hello")
+            await client.close()
+            await server.stop()
+        }
+
         /// A failure after the head: no empty STDOUT, no END_REQUEST, the connection closes.
         @Test func aFailureAfterTheHeadClosesWithoutEndingTheRequest() async throws {
             let server = try await FastCGIInProcessServer.start(CountingApp())
@@ -296,14 +325,30 @@ extension FastCGIServerTests {
             await server.stop()
         }
 
-        /// Values at the edge of their type must not trap.
+        /// Values at the edge of their type must not trap: in the server's own arithmetic
+        /// (ServerLimits as a program may set them), and the largest the flags accept.
         @Test func limitsAtTheEdgeOfTheirTypeDoNotTrap() async throws {
+            var limits = ServerLimits()
+            limits.maxRequestsPerConnection = .max
+            limits.idleTimeoutSeconds = .max
+            limits.paramsTimeoutSeconds = .max
+            limits.stallTimeoutSeconds = .max
+            limits.closeTimeoutSeconds = .max
+            let server = try await FastCGIInProcessServer.start(CountingApp(), limits: limits)
+            for _ in 0..<2 {
+                let client = try await server.connect()
+                let answer = try await client.perform(.get("/fail"))
+                #expect(answer.status == 500)
+                await client.close()
+            }
+            await server.stop()
+            // The largest values the flags and variables accept (larger ones exit 64).
             let environment = [
-                "GATEWAY_MAX_REQUESTS_PER_CONNECTION": "9223372036854775807",
-                "GATEWAY_IDLE_TIMEOUT": "9223372036854775807",
-                "GATEWAY_PARAMS_TIMEOUT": "9223372036854775807",
-                "GATEWAY_STALL_TIMEOUT": "9223372036854775807",
-                "GATEWAY_CLOSE_TIMEOUT": "9223372036854775807",
+                "GATEWAY_MAX_REQUESTS_PER_CONNECTION": "65535",
+                "GATEWAY_IDLE_TIMEOUT": "31536000",
+                "GATEWAY_PARAMS_TIMEOUT": "31536000",
+                "GATEWAY_STALL_TIMEOUT": "31536000",
+                "GATEWAY_CLOSE_TIMEOUT": "31536000",
             ]
             try await withProbe(environment: environment) { probe in
                 try await probe.expectServesFreshConnection()

@@ -108,6 +108,22 @@ struct EnvironRequestTests {
         #expect(lines.last?["request-id"]?.description == "r-1")
     }
 
+    /// A decoded path with a newline must not forge a line in a line-oriented log.
+    @Test func controlCharactersInThePathAreEscapedInTheLogMetadata() {
+        let captured = Mutex<[Logger.Metadata]>([])
+        let handler = MetadataRecorder { metadata in captured.withLock { $0.append(metadata) } }
+        let environ = Environ(
+            variables: CGIVariables([("REQUEST_METHOD", "GET"), ("PATH_INFO", "/a\nfake line\u{7F}")]),
+            logger: Logger(label: "server") { _ in handler },
+            multithread: true,
+            multiprocess: false,
+            runOnce: false
+        )
+        environ.logger.info("one")
+        #expect(captured.withLock { $0.first?["path"]?.description } == "/a%0Afake line%7F")
+        #expect(environ.pathInfo == "/a\nfake line\u{7F}", "the environ itself keeps the path as sent")
+    }
+
     @Test func bodyEndingEarlyIsOneErrorWithItsCounts() async throws {
         let body = GatewayRequestBody(source: ChunkSource([[1, 2, 3]]), contentLength: 10)
         #expect(body.declaredLength == 10)

@@ -12,7 +12,7 @@ import Testing
         let options = try GatewayOptions.parse([
             "--port", "9000", "--host", "::1", "--max-body-bytes", "0", "--log-level", "DEBUG",
             "--socket-mode", "0600", "--max-requests-per-connection", "65535", "--idle-timeout", "0",
-            "--params-timeout", "5", "--stall-timeout", "5", "--close-timeout", "0",
+            "--params-timeout", "5", "--stall-timeout", "5", "--close-timeout", "1",
             "--output-buffer-bytes", "65536", "--threads", "2", "--shutdown-timeout", "31536000",
         ])
         #expect(options.logLevel == .debug)
