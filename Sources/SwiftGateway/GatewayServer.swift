@@ -5,6 +5,7 @@ import GatewayHTTPServer
 public import Logging
 import NIOPosix
 public import ServiceLifecycle
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -20,8 +21,10 @@ import Darwin
 ///
 /// It decides like libfcgi's `FCGX_IsCGI` and ``serve(_:roles:)``: a web server's CGI request
 /// (`REQUEST_METHOD` set, fd 0 not a listening socket) is answered once, whatever the flags;
-/// otherwise `--socket`/`--port` (or their variables) or a listening socket on fd 0
-/// (spawn-fcgi, Apache mod_fcgid) mean FastCGI. FastCGI runs until the group shuts down
+/// otherwise `--socket`/`--port` (or their variables), the listening sockets systemd passes
+/// (`LISTEN_FDS`, all of them served), or a listening socket on fd 0 (spawn-fcgi, Apache
+/// mod_fcgid) mean FastCGI, in that order. Under `NOTIFY_SOCKET` (a `Type=notify` unit) it
+/// reports `READY=1` once it listens and `STOPPING=1` when shutdown begins. FastCGI runs until the group shuts down
 /// gracefully (SIGTERM through the group's `gracefulShutdownSignals`): it stops accepting,
 /// lets requests in flight finish within `--shutdown-timeout`, and returns. A CGI request
 /// returns once it is answered: add the server to the group with
@@ -89,13 +92,73 @@ public struct GatewayServer: Service {
             try await Self.serveHTTP(application, address: http, settings: settings, logger: logger)
             return
         }
-        guard let address = settings.address ?? (ProcessMode.isListeningSocket(0) ? .inheritedDescriptor(0) : nil)
-        else {
+        let activated = Self.takeSystemdSockets(logger: logger)
+        let listeners: [Listener]
+        if let address = settings.address {
+            if !activated.isEmpty {
+                logger.warning("\(address) was asked for: ignoring the \(activated.count) socket(s) systemd passed")
+            }
+            listeners = [Listener(address: address, name: nil)]
+        } else if !activated.isEmpty {
+            listeners = activated.map { Listener(address: .inheritedDescriptor($0.descriptor), name: $0.name) }
+        } else if ProcessMode.isListeningSocket(0) {
+            listeners = [Listener(address: .inheritedDescriptor(0), name: nil)]
+        } else {
             // Neither FastCGI nor a CGI request: the CGI runner explains how to start the app.
             try Self.check(await CGIServer.run(application, logger: logger))
             return
         }
-        try await Self.serveFastCGI(application, address: address, settings: settings, roles: roles, logger: logger)
+        try await Self.serveFastCGI(
+            application,
+            listeners: listeners,
+            settings: settings,
+            roles: roles,
+            logger: logger
+        )
+    }
+
+    /// Counts the servers still to listen, so that READY=1 is sent once, when the last one does.
+    private final class Countdown: Sendable {
+        private let left: Mutex<Int>
+
+        init(_ count: Int) { left = Mutex(count) }
+
+        /// Counts one down; true for the call that reaches zero.
+        func countDown() -> Bool {
+            left.withLock {
+                $0 -= 1
+                return $0 == 0
+            }
+        }
+    }
+
+    /// One socket to serve, with the name systemd gave it (for logs and `systemctl status`).
+    private struct Listener: Sendable, CustomStringConvertible {
+        var address: ListenAddress
+        var name: String?
+
+        var description: String { name.map { "\(address) (\($0))" } ?? "\(address)" }
+    }
+
+    /// The listening sockets systemd passed this process (none when it passed none, or when
+    /// its variables are malformed: logged, and the process serves as if they were unset).
+    private static func takeSystemdSockets(logger: Logger) -> [SystemdSocketActivation.Socket] {
+        do {
+            let sockets = try SystemdSocketActivation.takeFromEnvironment()?.sockets ?? []
+            if !sockets.isEmpty {
+                let list = sockets.map { "fd \($0.descriptor) (\($0.name))" }.joined(separator: ", ")
+                logger.info("systemd passed \(sockets.count) listening socket(s): \(list)")
+            }
+            for socket in sockets where !ProcessMode.isListeningSocket(socket.descriptor) {
+                logger.warning(
+                    "systemd passed fd \(socket.descriptor) (\(socket.name)), which is not a listening socket"
+                )
+            }
+            return sockets.filter { ProcessMode.isListeningSocket($0.descriptor) }
+        } catch {
+            logger.error("ignoring systemd's socket variables: \(error)")
+            return []
+        }
     }
 
     private static func check(_ status: Int32) throws {
@@ -120,26 +183,51 @@ public struct GatewayServer: Service {
 
     private static func serveFastCGI<App: GatewayApplication>(
         _ application: App,
-        address: ListenAddress,
+        listeners: [Listener],
         settings: GatewaySettings,
         roles: Set<FastCGIRole>,
         logger: Logger
     ) async throws {
         let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: settings.threads ?? UsableCPUs.count)
-        let server = FastCGIServer(
-            application: application,
-            configuration: .init(
-                address: address,
-                limits: settings.limits,
-                allowedPeers: WebServerAllowList(getenv("FCGI_WEB_SERVER_ADDRS").map { String(cString: $0) }),
-                shutdownGracePeriod: .seconds(settings.shutdownTimeoutSeconds),
-                roles: Set(roles.map(\.wireRole)),
-                logger: logger
-            ),
-            eventLoopGroup: eventLoops
-        )
+        let notifier = SystemdNotifier()
+        let waitingToListen = Countdown(listeners.count)
+        let serving = listeners.map(\.description).joined(separator: ", ")
+        let servers = listeners.map { listener in
+            FastCGIServer(
+                application: application,
+                configuration: .init(
+                    address: listener.address,
+                    limits: settings.limits,
+                    allowedPeers: WebServerAllowList(getenv("FCGI_WEB_SERVER_ADDRS").map { String(cString: $0) }),
+                    shutdownGracePeriod: .seconds(settings.shutdownTimeoutSeconds),
+                    roles: Set(roles.map(\.wireRole)),
+                    logger: logger
+                ),
+                eventLoopGroup: eventLoops
+            )
+        }
         do {
-            try await server.run()
+            try await withGracefulShutdownHandler {
+                // One server per socket on the same event loops: each stops accepting and
+                // drains on the group's graceful shutdown; one failing to listen stops all.
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for server in servers {
+                        group.addTask {
+                            try await server.run { _ in
+                                if waitingToListen.countDown() {
+                                    notifier.notify(["READY=1", "STATUS=Serving FastCGI on \(serving)"])
+                                }
+                            }
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+            } onGracefulShutdown: {
+                notifier.notify([
+                    "STOPPING=1",
+                    "STATUS=Stopping: no new connections, requests in flight get up to \(settings.shutdownTimeoutSeconds) s",
+                ])
+            }
         } catch {
             try? await eventLoops.shutdownGracefully()
             throw error
