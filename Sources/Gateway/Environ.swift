@@ -122,6 +122,7 @@ public struct GatewayVersion: Sendable, Hashable, CustomStringConvertible {
 
     /// The version this library implements.
     public static let current = GatewayVersion(major: 1, minor: 0)
+    /// `major.minor`, for logs and the validator's messages.
     public var description: String { "\(major).\(minor)" }
 }
 

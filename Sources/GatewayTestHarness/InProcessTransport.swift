@@ -5,6 +5,7 @@ import Synchronization
 /// ``CGIEnvironment``), runs it through ``ResponseDriver`` into memory and parses the CGI
 /// output, so status, headers and body are exactly what a server would send on.
 public struct InProcessTransport<App: GatewayApplication>: GatewayTransport {
+    /// The name test output shows for this transport.
     public let name = "in-process"
     /// The application under test.
     public let application: App
@@ -17,6 +18,7 @@ public struct InProcessTransport<App: GatewayApplication>: GatewayTransport {
         self.environment = environment
     }
 
+    /// Runs the request through the application in this process.
     public func perform(_ request: TestRequest) async throws -> TestResponse {
         let (response, _) = try await performReportingOutcome(request)
         return response
@@ -56,6 +58,7 @@ public struct MemoryOutput: ResponseOutput {
         self.failAtSend = failAtSend
     }
 
+    /// Keeps the bytes, or throws at the send chosen to fail, to simulate a client that goes away.
     nonisolated(nonsending) public mutating func send(head: [UInt8], body: [UInt8], isLast: Bool) async throws {
         if sends.count == failAtSend { throw TransportError("client went away (simulated)") }
         sends.append((head, body, isLast))

@@ -40,6 +40,7 @@ public struct GatewayServer: Service {
         /// output failed); 2: nothing was served, the program was started by hand.
         public let exitStatus: Int32
 
+        /// Why the server ended and with which status, for the log line before the exit.
         public var description: String {
             exitStatus == 2
                 ? "not started by a web server: pass --socket or --port, or let a web server run it as CGI"
