@@ -135,7 +135,7 @@ extension Environ {
     /// The request method, typed; nil when the name is not a valid HTTP token.
     public var method: HTTPRequest.Method? { HTTPRequest.Method(requestMethod) }
 
-    /// The part of the URL path that selects the application: `SCRIPT_NAME`, with `/` read as ``""``.
+    /// The part of the URL path that selects the application: `SCRIPT_NAME`, with `/` read as `""`.
     public var scriptName: String {
         let raw = self["SCRIPT_NAME"] ?? ""
         return raw == "/" ? "" : raw

@@ -2,7 +2,7 @@ public import Gateway
 import Synchronization
 
 /// Calls an application in this process: builds the environ a CGI server would (from
-/// ``CGIEnvironment``), runs it through ``ResponseDriver`` into memory and parses the CGI
+/// ``CGIEnvironment``), runs it through `ResponseDriver` into memory and parses the CGI
 /// output, so status, headers and body are exactly what a server would send on.
 public struct InProcessTransport<App: GatewayApplication>: GatewayTransport {
     /// The name test output shows for this transport.
@@ -24,7 +24,7 @@ public struct InProcessTransport<App: GatewayApplication>: GatewayTransport {
         return response
     }
 
-    /// Like ``perform(_:)``, also returning how the ``ResponseDriver`` saw the response end.
+    /// Like ``perform(_:)``, also returning how the `ResponseDriver` saw the response end.
     public func performReportingOutcome(_ request: TestRequest) async throws -> (TestResponse, ResponseOutcome) {
         let errors = ErrorCollector()
         let variables = CGIVariables(environment.variables(for: request).map { ($0.name, $0.value) })
@@ -44,7 +44,7 @@ public struct InProcessTransport<App: GatewayApplication>: GatewayTransport {
     }
 }
 
-/// A ``ResponseOutput`` that keeps everything in memory and records each `send`.
+/// A `ResponseOutput` that keeps everything in memory and records each `send`.
 public struct MemoryOutput: ResponseOutput {
     /// Everything sent, head and body bytes, in order.
     public var bytes: [UInt8] = []
@@ -67,7 +67,7 @@ public struct MemoryOutput: ResponseOutput {
     }
 }
 
-/// Collects what is written to an ``ErrorStream``.
+/// Collects what is written to an `ErrorStream`.
 public final class ErrorCollector: Sendable {
     private let lines = Mutex<[String]>([])
 

@@ -28,7 +28,7 @@ import Darwin
 /// (the default, `.cancelGroup`, makes the group throw `serviceFinishedUnexpectedly`).
 ///
 /// It never bootstraps logging and never exits: it logs through the `logger` it is given
-/// (each request's ``Environ/logger`` adds the request id, method and path to it), and
+/// (each request's `environ.logger` adds the request id, method and path to it), and
 /// reports failures by throwing. In CGI mode standard output is the response, so that
 /// logger must not write to standard output. ``serve(_:roles:)`` is the one-line path that
 /// does bootstrap logging and exits. It does set `SIGPIPE` to be ignored for the process, so
