@@ -9,12 +9,12 @@ import Musl
 import Darwin
 #endif
 
-/// Runs an ``GatewayApplication`` once as a CGI/1.1 process (RFC 3875).
+/// Runs an `GatewayApplication` once as a CGI/1.1 process (RFC 3875).
 ///
-/// The process environment becomes the ``Environ``'s variables (in environment order),
+/// The process environment becomes the `Environ`'s variables (in environment order),
 /// standard input the request body (never read past `CONTENT_LENGTH`; no `CONTENT_LENGTH`
 /// means no body), standard error the error log, and the response goes to standard output
-/// as a CGI response (`Status:` line, headers, blank line, body) through ``ResponseDriver``,
+/// as a CGI response (`Status:` line, headers, blank line, body) through `ResponseDriver`,
 /// written with `write(2)` as the application produces it: nothing is buffered in between.
 ///
 /// Everything runs on the caller's executor: no task is created, so a CGI process never
@@ -32,9 +32,9 @@ public enum CGIServer {
     ///
     /// `HTTP_PROXY` (a client's `Proxy:` header) is removed from the process environment
     /// before the application runs (httpoxy, CVE-2016-5385: HTTP libraries and child
-    /// processes would take it as their proxy); it stays readable in the ``Environ``.
+    /// processes would take it as their proxy); it stays readable in the `Environ`.
     ///
-    /// `logger` is the base of the request's ``Environ/logger`` (which adds the request id,
+    /// `logger` is the base of the request's `environ.logger` (which adds the request id,
     /// method and path). Standard output is the response, so it must not log there.
     nonisolated(nonsending) public static func run(
         _ application: some GatewayApplication,
@@ -64,7 +64,7 @@ public enum CGIServer {
         return 64
     }
 
-    /// Serves one request with explicit variables and file descriptors: what ``run(_:)`` does
+    /// Serves one request with explicit variables and file descriptors: what ``run(_:maxBodyBytes:logger:)`` does
     /// after reading its environment, for tests and for programs that prepare their own.
     nonisolated(nonsending) public static func run(
         _ application: some GatewayApplication,
@@ -125,7 +125,7 @@ public enum CGIServer {
 
     /// The process environment as CGI variables, after which `HTTP_PROXY` is removed from the
     /// process environment (httpoxy: it is the client's `Proxy:` header, never a proxy setting).
-    /// What ``run(_:maxBodyBytes:)`` does first; public for programs that prepare their own run.
+    /// What ``run(_:maxBodyBytes:logger:)`` does first; public for programs that prepare their own run.
     public static func takeProcessEnvironment() -> CGIVariables {
         let variables = processEnvironment()
         unsetenv("HTTP_PROXY")
@@ -473,7 +473,7 @@ func writeAll(
     return 0
 }
 
-/// `read(2)`, named apart from ``RequestBodySource/read()``.
+/// `read(2)`, named apart from `RequestBodySource.read()`.
 private func readDescriptor(_ fd: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int) -> Int {
     read(fd, buffer, count)
 }

@@ -58,9 +58,12 @@ public struct CGIVariables: Sendable, RandomAccessCollection {
         self.layout = layout
     }
 
+    /// The first variable's position: always 0, so positions are plain indices.
     public var startIndex: Int { 0 }
+    /// One past the last variable's position.
     public var endIndex: Int { layout.count / 4 }
 
+    /// The variable at `position`, in the order the web server sent it.
     public subscript(position: Int) -> (name: String, value: String) {
         (name(at: position), value(at: position))
     }

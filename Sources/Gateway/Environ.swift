@@ -138,6 +138,7 @@ public struct GatewayVersion: Sendable, Hashable, CustomStringConvertible {
 
     /// The version this library implements.
     public static let current = GatewayVersion(major: 1, minor: 0)
+    /// `major.minor`, for logs and the validator's messages.
     public var description: String { "\(major).\(minor)" }
 }
 
@@ -150,7 +151,7 @@ extension Environ {
     /// The request method, typed; nil when the name is not a valid HTTP token.
     public var method: HTTPRequest.Method? { HTTPRequest.Method(requestMethod) }
 
-    /// The part of the URL path that selects the application: `SCRIPT_NAME`, with `/` read as ``""``.
+    /// The part of the URL path that selects the application: `SCRIPT_NAME`, with `/` read as `""`.
     public var scriptName: String {
         let raw = self["SCRIPT_NAME"] ?? ""
         return raw == "/" ? "" : raw

@@ -22,6 +22,7 @@ public struct ClosureApplication: GatewayApplication {
         self.handler = handler
     }
 
+    /// Calls the closure: the closure is the application.
     nonisolated(nonsending) public func respond(to environ: Environ) async throws -> GatewayResponse {
         try await handler(environ)
     }

@@ -25,6 +25,7 @@ public struct GatewayMiddlewareApplication<Wrapper: GatewayMiddleware, Wrapped: 
         self.application = application
     }
 
+    /// Runs the middleware with the wrapped application as its `next`.
     nonisolated(nonsending) public func respond(to environ: Environ) async throws -> GatewayResponse {
         try await middleware.respond(to: environ, next: application)
     }

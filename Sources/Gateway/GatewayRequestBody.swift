@@ -42,6 +42,7 @@ public struct GatewayRequestBody: AsyncSequence, Sendable {
     /// No body at all.
     public static let empty = GatewayRequestBody(bytes: [])
 
+    /// Starts reading the body; the iterator stops at `CONTENT_LENGTH` and throws if the body ends early.
     public func makeAsyncIterator() -> AsyncIterator {
         AsyncIterator(source: source, expected: limit, remaining: limit, received: 0)
     }
@@ -100,10 +101,12 @@ public struct GatewayRequestBody: AsyncSequence, Sendable {
             return chunk
         }
 
+        /// The next chunk of the body, or nil at its end; throws ``RequestBodyIncomplete`` when it ends early.
         public mutating func next() async throws -> [UInt8]? {
             try await nextChunk()
         }
 
+        /// The next chunk without leaving the caller's actor, or nil at the body's end.
         public mutating func next(isolation actor: isolated (any Actor)?) async throws -> [UInt8]? {
             try await nextChunk()
         }
@@ -116,6 +119,7 @@ public struct GatewayRequestBody: AsyncSequence, Sendable {
 public struct RequestBodyTooLarge: Error, CustomStringConvertible {
     /// The limit that was passed.
     public let maximum: Int
+    /// The limit in words, for logs.
     public var description: String { "request body larger than \(maximum) bytes" }
 
     /// The error for a body past `maximum` bytes.

@@ -36,6 +36,7 @@ public struct GatewayValidator: GatewayMiddleware {
             self.message = message
         }
 
+        /// Which side broke the specification and how, for the log line and the test failure.
         public var description: String { "\(side.rawValue): \(message)" }
     }
 
@@ -55,6 +56,7 @@ public struct GatewayValidator: GatewayMiddleware {
             }
     }
 
+    /// Checks the environ, calls `next`, and checks its response (and its body as it streams).
     nonisolated(nonsending) public func respond(
         to environ: Environ,
         next: some GatewayApplication

@@ -34,6 +34,7 @@ public struct RequestBodyIncomplete: Error, Sendable, CustomStringConvertible {
             return nil
         }
 
+        /// The reason in words, for logs.
         public var description: String {
             switch kind {
             case .endOfInput: "the input ended"
@@ -53,6 +54,7 @@ public struct RequestBodyIncomplete: Error, Sendable, CustomStringConvertible {
     /// How many `CONTENT_LENGTH` announced; nil when the request declared none.
     public var expected: Int?
 
+    /// How many bytes arrived of how many, and why the body ended, for logs.
     public var description: String {
         let expectation = expected.map { " of \($0)" } ?? ""
         return "request body incomplete: \(reason) after \(received)\(expectation) bytes"

@@ -5,7 +5,7 @@ import NIOHTTP1
 import NIOPosix
 public import ServiceLifecycle
 
-/// Serves a ``GatewayApplication`` over HTTP/1.1, **for development only**: production goes
+/// Serves a `GatewayApplication` over HTTP/1.1, **for development only**: production goes
 /// behind nginx or Apache over FastCGI.
 ///
 /// It fills the environ as nginx's `fastcgi_params` (with the repository's

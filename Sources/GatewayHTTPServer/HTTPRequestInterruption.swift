@@ -9,6 +9,7 @@ public enum HTTPRequestInterruption: Error, CustomStringConvertible {
     /// The response already ended; this write or read came too late.
     case requestEnded
 
+    /// What went wrong, for logs and test failures.
     public var description: String {
         switch self {
         case .connectionClosed: "the HTTP client closed the connection"

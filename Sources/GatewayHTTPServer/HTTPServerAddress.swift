@@ -42,6 +42,7 @@ public struct HTTPServerAddress: Sendable, Hashable, CustomStringConvertible {
         self.port = port
     }
 
+    /// The address as `--http` takes it back (`host:port`, IPv6 in brackets), for the startup log line.
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 
     /// Why a listening address could not be parsed.
@@ -56,6 +57,7 @@ public struct HTTPServerAddress: Sendable, Hashable, CustomStringConvertible {
             self.reason = reason
         }
 
+        /// The rejected text and why, so the command line can name the bad value.
         public var description: String { "invalid HTTP address '\(text)': \(reason)" }
     }
 }

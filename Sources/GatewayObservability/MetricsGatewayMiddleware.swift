@@ -44,6 +44,7 @@ public struct MetricsGatewayMiddleware: GatewayMiddleware {
         self.factory = factory
     }
 
+    /// Runs `next` and records the request once its response body has been written.
     nonisolated(nonsending) public func respond(
         to environ: Environ,
         next: some GatewayApplication

@@ -20,6 +20,7 @@ public struct TracingGatewayMiddleware: GatewayMiddleware {
         self.tracer = tracer
     }
 
+    /// Runs `next` inside a server span that ends when the response body has been written.
     nonisolated(nonsending) public func respond(
         to environ: Environ,
         next: some GatewayApplication

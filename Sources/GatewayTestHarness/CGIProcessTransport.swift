@@ -11,6 +11,7 @@ import Musl
 /// The response's ``TestResponse/errors`` is the program's standard error and
 /// ``TestResponse/exitStatus`` its exit status.
 public struct CGIProcessTransport: GatewayTransport {
+    /// The name test output shows for this transport.
     public let name = "cgi-process"
     /// The program to run.
     public let executable: String
@@ -27,6 +28,7 @@ public struct CGIProcessTransport: GatewayTransport {
         self.timeout = timeout
     }
 
+    /// Runs the program once with the request's CGI environment and body on standard input.
     public func perform(_ request: TestRequest) async throws -> TestResponse {
         let result = try await run(environment: environment.variables(for: request), input: .bytes(request.body))
         guard !result.standardOutput.isEmpty else {

@@ -95,7 +95,9 @@ public final class RecordedLog: Sendable {
 
 /// A swift-log handler that keeps lines in a ``RecordedLog``.
 public struct RecordingLogHandler: LogHandler {
+    /// Metadata attached to every line, as `LogHandler` requires.
     public var metadata: Logger.Metadata = [:]
+    /// The lowest level kept: `.debug`, so tests see every line.
     public var logLevel: Logger.Level = .debug
     let log: RecordedLog
 
@@ -104,11 +106,13 @@ public struct RecordingLogHandler: LogHandler {
         self.log = log
     }
 
+    /// One metadata value, as `LogHandler` requires.
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
 
+    /// Keeps the line as `level message` for the test to read.
     public func log(event: LogEvent) {
         log.append("\(event.level) \(event.message)")
     }

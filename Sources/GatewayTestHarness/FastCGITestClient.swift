@@ -277,6 +277,7 @@ public enum FastCGITestClientError: Error, CustomStringConvertible, Equatable {
     /// The server sent something the response decoder rejects.
     case protocolError(FastCGIError)
 
+    /// What went wrong, for the test failure.
     public var description: String {
         switch self {
         case .timedOut(let what): "timed out waiting for \(what)"

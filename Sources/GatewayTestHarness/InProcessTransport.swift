@@ -2,9 +2,10 @@ public import Gateway
 import Synchronization
 
 /// Calls an application in this process: builds the environ a CGI server would (from
-/// ``CGIEnvironment``), runs it through ``ResponseDriver`` into memory and parses the CGI
+/// ``CGIEnvironment``), runs it through `ResponseDriver` into memory and parses the CGI
 /// output, so status, headers and body are exactly what a server would send on.
 public struct InProcessTransport<App: GatewayApplication>: GatewayTransport {
+    /// The name test output shows for this transport.
     public let name = "in-process"
     /// The application under test.
     public let application: App
@@ -17,12 +18,13 @@ public struct InProcessTransport<App: GatewayApplication>: GatewayTransport {
         self.environment = environment
     }
 
+    /// Runs the request through the application in this process.
     public func perform(_ request: TestRequest) async throws -> TestResponse {
         let (response, _) = try await performReportingOutcome(request)
         return response
     }
 
-    /// Like ``perform(_:)``, also returning how the ``ResponseDriver`` saw the response end.
+    /// Like ``perform(_:)``, also returning how the `ResponseDriver` saw the response end.
     public func performReportingOutcome(_ request: TestRequest) async throws -> (TestResponse, ResponseOutcome) {
         let errors = ErrorCollector()
         let variables = CGIVariables(environment.variables(for: request).map { ($0.name, $0.value) })
@@ -42,7 +44,7 @@ public struct InProcessTransport<App: GatewayApplication>: GatewayTransport {
     }
 }
 
-/// A ``ResponseOutput`` that keeps everything in memory and records each `send`.
+/// A `ResponseOutput` that keeps everything in memory and records each `send`.
 public struct MemoryOutput: ResponseOutput {
     /// Everything sent, head and body bytes, in order.
     public var bytes: [UInt8] = []
@@ -56,6 +58,7 @@ public struct MemoryOutput: ResponseOutput {
         self.failAtSend = failAtSend
     }
 
+    /// Keeps the bytes, or throws at the send chosen to fail, to simulate a client that goes away.
     nonisolated(nonsending) public mutating func send(head: [UInt8], body: [UInt8], isLast: Bool) async throws {
         if sends.count == failAtSend { throw TransportError("client went away (simulated)") }
         sends.append((head, body, isLast))
@@ -64,7 +67,7 @@ public struct MemoryOutput: ResponseOutput {
     }
 }
 
-/// Collects what is written to an ``ErrorStream``.
+/// Collects what is written to an `ErrorStream`.
 public final class ErrorCollector: Sendable {
     private let lines = Mutex<[String]>([])
 

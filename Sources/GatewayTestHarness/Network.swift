@@ -135,6 +135,7 @@ public enum HTTPClient {
 
 /// Sends requests through a real web server listening on 127.0.0.1.
 public struct HTTPTransport: GatewayTransport {
+    /// The name test output shows for this transport.
     public let name: String
     /// The server's port on 127.0.0.1.
     public let port: Int
@@ -151,6 +152,7 @@ public struct HTTPTransport: GatewayTransport {
         self.timeout = timeout
     }
 
+    /// Sends the request over HTTP/1.1 to the web server.
     public func perform(_ request: TestRequest) async throws -> TestResponse {
         try await HTTPClient.send(
             port: port,
@@ -169,5 +171,6 @@ public struct UnixSocketError: Error, CustomStringConvertible {
     public let path: String
     /// The `errno` of `socket` or `connect`.
     public let code: Int32
+    /// The path and `errno`, for the test failure.
     public var description: String { "cannot connect to \(path): errno \(code)" }
 }

@@ -1,7 +1,7 @@
 internal import GatewayTestHarness
 public import HTTPTypes
 
-/// Sends requests to the application under test over the transport ``GatewayApplication/test(_:_:)``
+/// Sends requests to the application under test over the transport ``Gateway/GatewayApplication/test(_:_:)``
 /// set up, and returns complete responses. Valid only inside that call's body.
 public struct GatewayTestClient: Sendable {
     /// The transport's exchange of one request for its response.

@@ -69,7 +69,7 @@ public struct GatewayTestTransport: Sendable, CustomStringConvertible {
     /// a free port of 127.0.0.1) in front of the real FastCGI server in this process, configured
     /// as the project's `nginx/fastcgi-unix.conf` tells users to: what nginx's own handling
     /// (headers, chunked encoding, buffering) does to a response shows here. When nginx is not
-    /// installed, ``GatewayApplication/test(_:_:)`` throws ``GatewayTestError`` saying so; check
+    /// installed, ``Gateway/GatewayApplication/test(_:_:)`` throws ``GatewayTestError`` saying so; check
     /// ``isAvailable`` to leave the transport out instead.
     public static let nginx = GatewayTestTransport(kind: .nginx)
 

@@ -32,7 +32,7 @@ import Darwin
 /// (the default, `.cancelGroup`, makes the group throw `serviceFinishedUnexpectedly`).
 ///
 /// It never bootstraps logging and never exits: it logs through the `logger` it is given
-/// (each request's ``Environ/logger`` adds the request id, method and path to it), and
+/// (each request's `environ.logger` adds the request id, method and path to it), and
 /// reports failures by throwing. In CGI mode standard output is the response, so that
 /// logger must not write to standard output. ``serve(_:roles:)`` is the one-line path that
 /// does bootstrap logging and exits. It does set `SIGPIPE` to be ignored for the process, so
@@ -44,6 +44,7 @@ public struct GatewayServer: Service {
         /// output failed); 2: nothing was served, the program was started by hand.
         public let exitStatus: Int32
 
+        /// Why the server ended and with which status, for the log line before the exit.
         public var description: String {
             exitStatus == 2
                 ? "not started by a web server: pass --socket or --port, or let a web server run it as CGI"

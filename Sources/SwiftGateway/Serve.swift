@@ -25,9 +25,9 @@ import Darwin
 /// **bootstraps logging** (swift-log's `LoggingSystem`, which can be bootstrapped once per
 /// process) for FastCGI: to standard error, at `--log-level`/`GATEWAY_LOG_LEVEL`. For a CGI
 /// request it leaves `LoggingSystem` alone (bootstrapping it would cost start-up time):
-/// ``Environ/logger`` writes to standard error at `GATEWAY_LOG_LEVEL`, and other loggers of
+/// `environ.logger` writes to standard error at `GATEWAY_LOG_LEVEL`, and other loggers of
 /// the app keep swift-log's default, standard output, which is the response; log through
-/// ``Environ/logger``. An app that sets up its own logging, parses its own flags or runs
+/// `environ.logger`. An app that sets up its own logging, parses its own flags or runs
 /// other services uses ``GatewayServer``.
 ///
 /// Exit status: 0 after a graceful shutdown or a CGI response; 64 (EX_USAGE) for an invalid

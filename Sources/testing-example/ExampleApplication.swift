@@ -8,6 +8,7 @@ public struct ExampleApplication: GatewayApplication {
     /// The application; it keeps no state.
     public init() {}
 
+    /// Answers the routes the testing API's tests exercise over every transport.
     nonisolated(nonsending) public func respond(to environ: Environ) async throws -> GatewayResponse {
         switch environ.pathInfo {
         case "", "/":
