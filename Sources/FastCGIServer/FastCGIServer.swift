@@ -13,7 +13,7 @@ import Musl
 import Darwin
 #endif
 
-/// Runs a Gateway ``GatewayApplication`` for the FastCGI connections of a web server.
+/// Runs a Gateway `GatewayApplication` for the FastCGI connections of a web server.
 ///
 /// A swift-service-lifecycle `Service`: in a `ServiceGroup` configured with
 /// `gracefulShutdownSignals: [.sigterm, .sigint]` (as `serve` sets it up), those signals stop

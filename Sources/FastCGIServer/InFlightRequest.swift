@@ -26,6 +26,7 @@ public enum RequestInterruption: Error, CustomStringConvertible {
     /// The request already ended; this write came too late.
     case requestEnded
 
+    /// What went wrong, for the application's error log.
     public var description: String {
         switch self {
         case .aborted: "the web server aborted the request"

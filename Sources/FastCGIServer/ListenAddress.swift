@@ -14,6 +14,7 @@ public enum ListenAddress: Sendable, Equatable, CustomStringConvertible {
         return false
     }
 
+    /// The address as log lines and errors name it: `unix:PATH`, `HOST:PORT` or `fd N`.
     public var description: String {
         switch self {
         case .unix(let path, _): "unix:\(path)"
