@@ -17,7 +17,7 @@ final class InFlightRequest {
 }
 
 /// Why a response write failed before the request finished. (A request *body* that stops
-/// early throws ``RequestBodyIncomplete`` instead, whatever the transport.)
+/// early throws `RequestBodyIncomplete` instead, whatever the transport.)
 public enum RequestInterruption: Error, CustomStringConvertible {
     /// The web server sent `FCGI_ABORT_REQUEST` (usually: the HTTP client went away).
     case aborted
