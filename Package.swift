@@ -17,6 +17,21 @@ let package = Package(
         .executable(name: "gateway-probe", targets: ["gateway-probe"]),
         .executable(name: "fcgi-load", targets: ["fcgi-load"]),
         .executable(name: "authorizer-example", targets: ["authorizer-example"]),
+        // Framework bridges: each its own product, empty unless its trait is on.
+        .library(name: "GatewayHummingbird", targets: ["GatewayHummingbird"]),
+        .library(name: "GatewayOpenAPI", targets: ["GatewayOpenAPI"]),
+        .library(name: "GatewayVapor", targets: ["GatewayVapor"]),
+        .executable(name: "hummingbird-example", targets: ["hummingbird-example"]),
+        .executable(name: "openapi-example", targets: ["openapi-example"]),
+        .executable(name: "vapor-example", targets: ["vapor-example"]),
+    ],
+    // Off by default: an app that does not turn a bridge's trait on neither builds nor links
+    // its framework. `swift build --traits Hummingbird,OpenAPI,Vapor` builds them all.
+    traits: [
+        .trait(name: "Hummingbird", description: "GatewayHummingbird: serve a Hummingbird 2 router."),
+        .trait(name: "OpenAPI", description: "GatewayOpenAPI: a swift-openapi-runtime ServerTransport."),
+        .trait(name: "Vapor", description: "GatewayVapor: serve a Vapor 4 Application's routes."),
+        .default(enabledTraits: []),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -24,6 +39,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        // The bridges' frameworks, built only with their trait on (see the targets' conditions).
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/apple/swift-openapi-runtime.git", from: "1.13.4"),
+        .package(url: "https://github.com/vapor/vapor.git", from: "4.122.3"),
     ],
     targets: [
         // Layer 1: the interface itself. No I/O.
@@ -110,6 +129,57 @@ let package = Package(
             dependencies: ["FastCGI", .product(name: "NIOCore", package: "swift-nio")],
             path: "Tests/FastCGIFuzzer",
             exclude: ["Corpus"]
+        ),
+        // Bridges: the framework is a dependency only with the trait on, and every source is
+        // inside `#if <Trait>`, so without it the module is empty.
+        // What every bridge needs from an Environ (the mounted request head); no framework.
+        .target(
+            name: "GatewayBridging",
+            dependencies: ["Gateway", .product(name: "HTTPTypes", package: "swift-http-types")]
+        ),
+        .target(
+            name: "GatewayHummingbird",
+            dependencies: [
+                "SwiftGateway", "GatewayBridging",
+                .product(name: "Hummingbird", package: "hummingbird", condition: .when(traits: ["Hummingbird"])),
+            ]
+        ),
+        .target(
+            name: "GatewayOpenAPI",
+            dependencies: [
+                "SwiftGateway", "GatewayBridging",
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime", condition: .when(traits: ["OpenAPI"])),
+            ]
+        ),
+        .target(
+            name: "GatewayVapor",
+            dependencies: [
+                "SwiftGateway", "GatewayBridging",
+                .product(name: "Vapor", package: "vapor", condition: .when(traits: ["Vapor"])),
+            ]
+        ),
+        // The same four routes on each framework; without its trait, a stub that says so.
+        .executableTarget(
+            name: "hummingbird-example",
+            dependencies: [
+                "GatewayHummingbird", "SwiftGateway",
+                .product(name: "Hummingbird", package: "hummingbird", condition: .when(traits: ["Hummingbird"])),
+            ]
+        ),
+        .executableTarget(
+            name: "openapi-example",
+            dependencies: [
+                "GatewayOpenAPI", "SwiftGateway",
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime", condition: .when(traits: ["OpenAPI"])),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ]
+        ),
+        .executableTarget(
+            name: "vapor-example",
+            dependencies: [
+                "GatewayVapor", "SwiftGateway",
+                .product(name: "Vapor", package: "vapor", condition: .when(traits: ["Vapor"])),
+            ]
         ),
         .testTarget(
             name: "GatewayTests",
