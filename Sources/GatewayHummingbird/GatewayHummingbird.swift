@@ -68,8 +68,8 @@ public struct GatewayHummingbird<Responder: HTTPResponder>: GatewayApplication {
     /// into responses) is thrown on, so the gateway logs it and answers `500`, as
     /// Hummingbird's own server answers an unrecognised error.
     nonisolated(nonsending) public func respond(to environ: Environ) async throws -> GatewayResponse {
-        var logger = environ.logger
-        logger[metadataKey: "hb.request.id"] = "\(environ.requestID)"
+        // Hummingbird's `context.id` force-unwraps this key: kept whatever the handler does.
+        let logger = environ.logger.keeping("\(environ.requestID)", at: "hb.request.id")
         let channel = GatewayRequestChannel(
             remoteAddress: GatewayRequestChannel.address(host: environ.remoteAddress, port: environ["REMOTE_PORT"]),
             localAddress: GatewayRequestChannel.address(host: environ["SERVER_ADDR"], port: environ["SERVER_PORT"]),

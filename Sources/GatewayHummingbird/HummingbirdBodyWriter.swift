@@ -26,7 +26,7 @@ struct HummingbirdBodyWriter: ResponseBodyWriter {
 
     mutating func write(_ buffer: ByteBuffer) async throws {
         guard buffer.readableBytes > 0 else { return }
-        try await destination.writer.write(Array(buffer.readableBytesView))
+        try await destination.writer.write(buffer.withUnsafeReadableBytes { Array($0) })  // one memcpy
     }
 
     consuming func finish(_ trailingHeaders: HTTPFields?) async throws {}

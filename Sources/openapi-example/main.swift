@@ -146,9 +146,10 @@ struct Lines: AsyncSequence, Sendable {
             try Task.checkCancellation()
             if delayMilliseconds > 0 { try await Task.sleep(for: .milliseconds(delayMilliseconds)) }
             written += 1
-            var line = Array("line \(written - 1)".utf8)
-            if size - line.count - 1 > 0 { line += repeatElement(UInt8(ascii: "x"), count: size - line.count - 1) }
-            line.append(UInt8(ascii: "\n"))
+            let label = Array("line \(written - 1)".utf8)
+            var line = [UInt8](repeating: UInt8(ascii: "x"), count: Swift.max(size, label.count + 1))
+            line.replaceSubrange(0..<label.count, with: label)
+            line[line.count - 1] = UInt8(ascii: "\n")
             return line[...]
         }
 
