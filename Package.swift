@@ -155,6 +155,7 @@ let package = Package(
             name: "GatewayVapor",
             dependencies: [
                 "SwiftGateway", "GatewayBridging",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Vapor", package: "vapor", condition: .when(traits: ["Vapor"])),
             ]
         ),
@@ -198,6 +199,19 @@ let package = Package(
             dependencies: ["FastCGIServer", "FastCGI", "Gateway", "GatewayTesting"]
         ),
         .testTarget(name: "EndToEndTests", dependencies: ["Gateway", "GatewayTesting"]),
+        // The bridges in process (routing, mount points, parameters, bodies, errors); each
+        // file is empty without its trait.
+        .testTarget(
+            name: "GatewayBridgeTests",
+            dependencies: [
+                "Gateway", "GatewayTesting", "GatewayHummingbird", "GatewayOpenAPI", "GatewayVapor",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Hummingbird", package: "hummingbird", condition: .when(traits: ["Hummingbird"])),
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime", condition: .when(traits: ["OpenAPI"])),
+                .product(name: "Vapor", package: "vapor", condition: .when(traits: ["Vapor"])),
+            ]
+        ),
         // The composable server through SwiftGateway's public API: options, GatewayServer in
         // an app's own ServiceGroup, per-request logging, the built executables' exit statuses.
         .testTarget(
