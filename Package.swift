@@ -19,6 +19,21 @@ let package = Package(
         .executable(name: "gateway-probe", targets: ["gateway-probe"]),
         .executable(name: "fcgi-load", targets: ["fcgi-load"]),
         .executable(name: "authorizer-example", targets: ["authorizer-example"]),
+        // Framework bridges: each its own product, empty unless its trait is on.
+        .library(name: "GatewayHummingbird", targets: ["GatewayHummingbird"]),
+        .library(name: "GatewayOpenAPI", targets: ["GatewayOpenAPI"]),
+        .library(name: "GatewayVapor", targets: ["GatewayVapor"]),
+        .executable(name: "hummingbird-example", targets: ["hummingbird-example"]),
+        .executable(name: "openapi-example", targets: ["openapi-example"]),
+        .executable(name: "vapor-example", targets: ["vapor-example"]),
+    ],
+    // Off by default: an app that does not turn a bridge's trait on neither builds nor links
+    // its framework. `swift build --traits Hummingbird,OpenAPI,Vapor` builds them all.
+    traits: [
+        .trait(name: "Hummingbird", description: "GatewayHummingbird: serve a Hummingbird 2 router."),
+        .trait(name: "OpenAPI", description: "GatewayOpenAPI: a swift-openapi-runtime ServerTransport."),
+        .trait(name: "Vapor", description: "GatewayVapor: serve a Vapor 4 Application's routes."),
+        .default(enabledTraits: []),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -30,6 +45,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
         // `swift package generate-documentation` (scripts/docs): the DocC catalogs, warnings as errors.
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
+        // The bridges' frameworks, built only with their trait on (see the targets' conditions).
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/apple/swift-openapi-runtime.git", from: "1.13.4"),
+        .package(url: "https://github.com/vapor/vapor.git", from: "4.122.3"),
     ],
     targets: [
         // Layer 1: the interface itself. No I/O.
@@ -151,6 +170,58 @@ let package = Package(
             path: "Tests/FastCGIFuzzer",
             exclude: ["Corpus"]
         ),
+        // Bridges: the framework is a dependency only with the trait on, and every source is
+        // inside `#if <Trait>`, so without it the module is empty.
+        // What every bridge needs from an Environ (the mounted request head); no framework.
+        .target(
+            name: "GatewayBridging",
+            dependencies: ["Gateway", .product(name: "HTTPTypes", package: "swift-http-types")]
+        ),
+        .target(
+            name: "GatewayHummingbird",
+            dependencies: [
+                "SwiftGateway", "GatewayBridging",
+                .product(name: "Hummingbird", package: "hummingbird", condition: .when(traits: ["Hummingbird"])),
+            ]
+        ),
+        .target(
+            name: "GatewayOpenAPI",
+            dependencies: [
+                "SwiftGateway", "GatewayBridging",
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime", condition: .when(traits: ["OpenAPI"])),
+            ]
+        ),
+        .target(
+            name: "GatewayVapor",
+            dependencies: [
+                "SwiftGateway", "GatewayBridging",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Vapor", package: "vapor", condition: .when(traits: ["Vapor"])),
+            ]
+        ),
+        // The same four routes on each framework; without its trait, a stub that says so.
+        .executableTarget(
+            name: "hummingbird-example",
+            dependencies: [
+                "GatewayHummingbird", "SwiftGateway",
+                .product(name: "Hummingbird", package: "hummingbird", condition: .when(traits: ["Hummingbird"])),
+            ]
+        ),
+        .executableTarget(
+            name: "openapi-example",
+            dependencies: [
+                "GatewayOpenAPI", "SwiftGateway",
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime", condition: .when(traits: ["OpenAPI"])),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ]
+        ),
+        .executableTarget(
+            name: "vapor-example",
+            dependencies: [
+                "GatewayVapor", "SwiftGateway",
+                .product(name: "Vapor", package: "vapor", condition: .when(traits: ["Vapor"])),
+            ]
+        ),
         .testTarget(
             name: "GatewayTests",
             dependencies: [
@@ -191,6 +262,19 @@ let package = Package(
                 "GatewayObservability", "Gateway",
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
+            ]
+        ),
+                // The bridges in process (routing, mount points, parameters, bodies, errors); each
+        // file is empty without its trait.
+        .testTarget(
+            name: "GatewayBridgeTests",
+            dependencies: [
+                "Gateway", "GatewayTestHarness", "GatewayHummingbird", "GatewayOpenAPI", "GatewayVapor",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Hummingbird", package: "hummingbird", condition: .when(traits: ["Hummingbird"])),
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime", condition: .when(traits: ["OpenAPI"])),
+                .product(name: "Vapor", package: "vapor", condition: .when(traits: ["Vapor"])),
             ]
         ),
         // The composable server through SwiftGateway's public API: options, GatewayServer in
