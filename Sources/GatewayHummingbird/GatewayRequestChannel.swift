@@ -73,36 +73,50 @@ public final class GatewayRequestChannel: Channel, ChannelCore, @unchecked Senda
     }
 
     // ChannelCore: every operation that would move bytes or change the connection fails.
+
+    /// The web server's address for this request (`SERVER_ADDR`/`SERVER_PORT`), when it sent one.
     public func localAddress0() throws -> SocketAddress {
         guard let localAddress else { throw ChannelError.unknownLocalAddress }
         return localAddress
     }
+    /// The client's address (`REMOTE_ADDR`/`REMOTE_PORT`), when the web server sent one.
     public func remoteAddress0() throws -> SocketAddress {
         guard let remoteAddress else { throw ChannelError.operationUnsupported }
         return remoteAddress
     }
+    /// Fails: this channel only describes a gateway request; it never joins an event loop.
     public func register0(promise: EventLoopPromise<Void>?) { promise?.fail(ChannelError.operationUnsupported) }
+    /// Fails: this channel only describes a gateway request; it never joins an event loop.
     public func registerAlreadyConfigured0(promise: EventLoopPromise<Void>?) {
         promise?.fail(ChannelError.operationUnsupported)
     }
+    /// Fails: the web server owns the connection, not this channel.
     public func bind0(to: SocketAddress, promise: EventLoopPromise<Void>?) {
         promise?.fail(ChannelError.operationUnsupported)
     }
+    /// Fails: the web server owns the connection, not this channel.
     public func connect0(to: SocketAddress, promise: EventLoopPromise<Void>?) {
         promise?.fail(ChannelError.operationUnsupported)
     }
+    /// Fails: responses go through the gateway's response writer, never through this channel.
     public func write0(_ data: NIOAny, promise: EventLoopPromise<Void>?) {
         promise?.fail(ChannelError.operationUnsupported)
     }
+    /// Does nothing: nothing is ever written through this channel.
     public func flush0() {}
+    /// Does nothing: the request body arrives through the gateway, not through this channel.
     public func read0() {}
+    /// Fails: the gateway ends the request, not Hummingbird.
     public func close0(error: any Error, mode: CloseMode, promise: EventLoopPromise<Void>?) {
         promise?.fail(ChannelError.operationUnsupported)
     }
+    /// Fails: there is no pipeline behind this channel to take events.
     public func triggerUserOutboundEvent0(_ event: Any, promise: EventLoopPromise<Void>?) {
         promise?.fail(ChannelError.operationUnsupported)
     }
+    /// Does nothing: no pipeline reads from this channel.
     public func channelRead0(_ data: NIOAny) {}
+    /// Does nothing: errors reach the gateway through the responder's thrown error.
     public func errorCaught0(error: any Error) {}
 }
 

@@ -38,6 +38,7 @@ public final class GatewayOpenAPITransport: ServerTransport, GatewayApplication 
     public struct InvalidPathTemplate: Error, CustomStringConvertible {
         /// The template as given.
         public let template: String
+        /// What is wrong, for the error message at registration.
         public var description: String { "invalid OpenAPI path template \(template)" }
     }
 
