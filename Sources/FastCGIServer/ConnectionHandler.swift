@@ -74,14 +74,17 @@ final class ConnectionHandler<App: GatewayApplication>: ChannelDuplexHandler, Re
             context.close(promise: nil)
             return
         }
-        guard server.register(context.channel) else {
-            logger.warning(
-                "closing connection: \(server.isShuttingDown ? "shutting down" : "connection limit reached")"
-            )
+        switch server.register(context.channel) {
+        case .refused:
+            logger.warning("closing connection: connection limit reached")
             context.close(promise: nil)
             return
+        case .registered(let linger):
+            context.fireChannelActive()
+            // Accepted while the server drains its listening socket's backlog: the web server
+            // connected before we stopped listening, and its request is on the way.
+            if let linger { perform(machine.shutdownRequested(now: .now, linger: linger), context: context) }
         }
-        context.fireChannelActive()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -170,12 +173,15 @@ final class ConnectionHandler<App: GatewayApplication>: ChannelDuplexHandler, Re
                 machine.bodyBuffered(-request.body.fail(RequestBodyIncomplete(reason: .connectionClosed)))
             }
             perform(close, context: context)
-        case is GracefulShutdownRequested:
-            perform(machine.shutdownRequested(now: .now), context: context)
+        case let shutdown as GracefulShutdownRequested:
+            perform(machine.shutdownRequested(now: .now, linger: shutdown.linger), context: context)
         case let check as DeadlineCheck:
             switch machine.tick(now: check.now) {
             case .none:
                 return
+            case .closeGracefully(let close):
+                logger.debug("closing connection from \(peer(context)), idle through the shutdown linger")
+                perform(close, context: context)
             case .close(let reason):
                 if reason == "idle" {
                     logger.debug("closing idle connection from \(peer(context))")

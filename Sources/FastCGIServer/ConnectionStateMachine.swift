@@ -219,6 +219,8 @@ struct ConnectionStateMachine {
     enum TickAction: Equatable {
         case none
         case close(reason: String)
+        /// Shutting down, the connection stayed idle through its linger: close it as idle.
+        case closeGracefully(CloseAction)
         /// These requests' bodies made no progress for `stallTimeout`: fail their readers.
         case failStalledBodies([UInt16])
     }
@@ -235,6 +237,9 @@ struct ConnectionStateMachine {
     /// Close as soon as no request is left.
     private(set) var closeWhenIdle = false
     private(set) var isShuttingDown = false
+    /// Shutting down, an idle connection stays open until then unless the web server uses or
+    /// closes it first (see `shutdownRequested`).
+    private var lingerUntil: Instant?
     /// Every byte the web server will send for the ended requests has been read.
     private var inputIsDrained = true
     private(set) var isDecoding = false
@@ -359,12 +364,15 @@ struct ConnectionStateMachine {
         now: Instant,
         makePayload: () -> Payload
     ) -> BeginAction {
+        lingerUntil = nil  // the web server used the connection: it closes once idle again
         let refusal: (ProtocolStatus, String)?
         if !roleAccepted {
             refusal = (.unknownRole, "unknown role")
-        } else if isShuttingDown {
-            // Only a web server multiplexing on a busy connection can still send one; serving
-            // it could keep the connection busy past the grace period and cut it mid-request.
+        } else if isShuttingDown, requests.values.contains(where: { !$0.phase.isEnded }) {
+            // A peer multiplexing on a busy connection: serving more could keep the connection
+            // busy past the grace period and cut everything on it. It can send this one
+            // elsewhere. (On an idle connection the request is served: nginx picked a kept
+            // connection, and refusing would be a 502 for its client.)
             refusal = (.overloaded, "shutting down")
         } else if requestsInFlight >= configuration.maxRequestsPerConnection || !acquireSlot() {
             refusal = (.overloaded, "overloaded")
@@ -443,6 +451,7 @@ struct ConnectionStateMachine {
     /// end now), bodies that never ended cannot finish (returned, to be failed).
     mutating func inputClosed(now: Instant) -> (ended: [EndAction], unfinishedBodies: [Payload], close: CloseAction?) {
         closeWhenIdle = true
+        lingerUntil = nil
         var ended: [EndAction] = []
         var bodies: [Payload] = []
         for (id, request) in requests {
@@ -528,9 +537,10 @@ struct ConnectionStateMachine {
 
     // MARK: Closing
 
-    /// Starts closing if asked to and nothing is in the table.
+    /// Starts closing if asked to and nothing is in the table (and shutdown's linger is over).
     private mutating func closeIfIdle(now: Instant) -> CloseAction? {
         guard closeWhenIdle, requests.isEmpty, phase == .open else { return nil }
+        if let lingerUntil, now < lingerUntil { return nil }
         if inputIsDrained, atRecordBoundary {
             phase = .flushingThenClosing(since: now)
             return .flushThenClose
@@ -567,15 +577,23 @@ struct ConnectionStateMachine {
         }
     }
 
-    /// Graceful shutdown began: close once idle, and do not wait for a web server holding a
-    /// half-closed connection open.
-    mutating func shutdownRequested(now: Instant) -> CloseAction? {
+    /// Graceful shutdown began. Requests in flight finish, and the connection closes right
+    /// after the last one's `FCGI_END_REQUEST`, its FIN in the same flush: nginx sees the
+    /// close with the response and does not keep the connection. An idle connection stays
+    /// open for `linger` first, and a request arriving meanwhile is served the same way: a
+    /// web server that holds kept connections (nginx reuses its most recent one first, without
+    /// notice) may already be sending on it, and a close it races would fail that request
+    /// (a 502 for a POST). What is still idle when `linger` ends has not been picked for that
+    /// long, and is closed by `tick`. A half-closed connection is not waited for.
+    mutating func shutdownRequested(now: Instant, linger: Duration) -> CloseAction? {
+        guard !isShuttingDown else { return nil }
         isShuttingDown = true
         closeWhenIdle = true
         if case .halfClosedDraining(_, outputClosed: true) = phase {
             phase = .closed
             return .closeNow
         }
+        if requests.isEmpty, linger > .zero { lingerUntil = now + linger }
         return closeIfIdle(now: now)
     }
 
@@ -615,6 +633,9 @@ struct ConnectionStateMachine {
             return .none
         case .open:
             break
+        }
+        if let lingerUntil, now >= lingerUntil, requests.isEmpty, let close = closeIfIdle(now: now) {
+            return .closeGracefully(close)
         }
         if let limit = configuration.stallTimeout, let since = unwritableSince, now - since >= limit {
             phase = .closed

@@ -94,7 +94,7 @@ public struct FastCGIServer<App: GatewayApplication>: Service {
             let names = unsupported.map(\.description).sorted().joined(separator: ", ")
             logger.warning("roles not supported, their requests will be refused: \(names)")
         }
-        let serverChannel = try await bind(state: state)
+        let (serverChannel, listeningDescriptor) = try await bind(state: state)
         // The socket file this server created, so that it removes that one and no other.
         var socketFile: UnixSocketFile.Identity?
         if case .unix(let path, _) = configuration.address { socketFile = UnixSocketFile.identity(of: path) }
@@ -103,20 +103,61 @@ public struct FastCGIServer<App: GatewayApplication>: Service {
         let deadlineSweep = Self.sweepDeadlines(of: state, limits: configuration.limits)
         defer { deadlineSweep?.cancel() }
 
+        // Serves until graceful shutdown, cancellation, or the listening socket failing.
+        let (stopped, stop) = AsyncStream<Never>.makeStream()
+        serverChannel.closeFuture.whenComplete { _ in stop.finish() }
         await withTaskCancellationOrGracefulShutdownHandler {
-            try? await serverChannel.closeFuture.get()
+            for await _ in stopped {}
         } onCancelOrGracefulShutdown: {
-            serverChannel.close(promise: nil)
+            stop.finish()
         }
-        try? await serverChannel.close()
-        // Remove the socket file as soon as nothing listens on it, before draining: a new
-        // instance may bind the same path while this one finishes its requests, and its file
-        // must survive this one's exit.
+        // Remove the socket file first: no web server can connect any more, and a new instance
+        // may bind the same path while this one finishes its requests (its file must survive
+        // this one's exit).
         if case .unix(let path, _) = configuration.address, let socketFile {
             UnixSocketFile.remove(path, ifStill: socketFile)
         }
-        await drain(state: state)
+        let linger = Self.shutdownLinger
+        for channel in state.beginShutdown(linger: linger) {
+            channel.pipeline.fireUserInboundEventTriggered(GracefulShutdownRequested(linger: linger))
+        }
+        if !Task.isCancelled {
+            if let listeningDescriptor {
+                // A web server that connected before the file went away has sent its request
+                // already: accept what waits in the backlog instead of resetting it.
+                await Self.waitForEmptyBacklog(of: listeningDescriptor, timeout: .seconds(1))
+            }
+            // Stop accepting (what still waits stays in the kernel's backlog for whoever shares
+            // an inherited socket), and let the connections accepted so far become active:
+            // SwiftNIO closes, unanswered, one whose set-up completes after the listening
+            // channel closed.
+            try? await serverChannel.setOption(.autoRead, value: false).get()
+            let setUpBy = ContinuousClock.now + .seconds(1)
+            while state.connectionsSettingUp > 0, ContinuousClock.now < setUpBy {
+                try? await Task.sleep(for: .milliseconds(1))
+            }
+        }
+        try? await serverChannel.close()
+        await drain(state: state, linger: linger)
         logger.info("FastCGI server stopped")
+    }
+
+    /// How long a connection idle at shutdown stays open for a request already on its way
+    /// (see `ConnectionStateMachine.shutdownRequested`). Under load nginx reuses every kept
+    /// connection within milliseconds; one left idle this long is deep in its cache.
+    static var shutdownLinger: Duration { .milliseconds(250) }
+
+    /// Waits until the listening socket has no connection waiting to be accepted (SwiftNIO
+    /// accepts them meanwhile), or `timeout` passes.
+    private static func waitForEmptyBacklog(of descriptor: CInt, timeout: Duration) async {
+        let deadline = ContinuousClock.now + timeout
+        var emptyChecks = 0
+        while emptyChecks < 2, ContinuousClock.now < deadline {
+            var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+            let pending = poll(&entry, 1, 0) > 0 && entry.revents & Int16(POLLIN) != 0
+            emptyChecks = pending ? 0 : emptyChecks + 1
+            try? await Task.sleep(for: .milliseconds(5))
+        }
     }
 
     /// Connections the kernel queues before they are accepted: spawn-fcgi's default.
@@ -127,10 +168,18 @@ public struct FastCGIServer<App: GatewayApplication>: Service {
         AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 16 * 1024, maximum: 256 * 1024)
     }
 
-    private func bind(state: ServerState) async throws -> any Channel {
+    /// The listening channel, and its descriptor when the backlog is this server's alone to
+    /// drain at shutdown: a socket file it made (an inherited socket is kept by whoever passed
+    /// it, whose next process accepts the backlog; TCP keeps accepting until it is closed).
+    private func bind(state: ServerState) async throws -> (any Channel, CInt?) {
         let application = self.application
         let bootstrap = ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(.backlog, value: Self.listenBacklog)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(AcceptedConnections(server: state))
+                }
+            }
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -155,15 +204,15 @@ public struct FastCGIServer<App: GatewayApplication>: Service {
                 backlog: Self.listenBacklog
             )
             do {
-                return try await adopt(socket, with: bootstrap)
+                return (try await adopt(socket, with: bootstrap), socket)
             } catch {
                 unlink(path)
                 throw error
             }
         case .tcp(let host, let port):
-            return try await bootstrap.bind(host: host, port: port).get()
+            return (try await bootstrap.bind(host: host, port: port).get(), nil)
         case .inheritedDescriptor(let descriptor):
-            return try await adopt(descriptor, with: bootstrap)
+            return (try await adopt(descriptor, with: bootstrap), nil)
         }
     }
 
@@ -180,17 +229,19 @@ public struct FastCGIServer<App: GatewayApplication>: Service {
         return channel
     }
 
-    /// Lets in-flight requests finish, closing each connection as it becomes idle, then
-    /// closes whatever is left when the grace period is over.
-    private func drain(state: ServerState) async {
-        let channels = state.beginShutdown()
-        for channel in channels {
-            channel.pipeline.fireUserInboundEventTriggered(GracefulShutdownRequested())
-        }
-        let deadline = ContinuousClock.now + configuration.shutdownGracePeriod
+    /// Lets in-flight requests finish, each connection closing as it becomes idle (idle ones
+    /// after `linger`), then closes whatever is left when the grace period is over.
+    private func drain(state: ServerState, linger: Duration) async {
+        let started = ContinuousClock.now
+        let deadline = started + configuration.shutdownGracePeriod
         // A cancelled run stops at once (and its sleeps would not wait).
         while state.connectionCount > 0, ContinuousClock.now < deadline, !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(20))
+            // The sweep ticks too seldom to end a linger on time.
+            if ContinuousClock.now - started >= linger {
+                let check = DeadlineCheck(now: .now)
+                for channel in state.openConnections { channel.pipeline.fireUserInboundEventTriggered(check) }
+            }
         }
         let left = state.openConnections
         if !left.isEmpty {
@@ -232,4 +283,7 @@ struct DeadlineCheck: Sendable {
 }
 
 /// Sent down each connection's pipeline when the server starts shutting down.
-struct GracefulShutdownRequested: Sendable {}
+struct GracefulShutdownRequested: Sendable {
+    /// How long an idle connection stays open for a request already on its way.
+    let linger: Duration
+}

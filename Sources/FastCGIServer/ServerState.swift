@@ -15,8 +15,18 @@ final class ServerState: Sendable {
     /// them: its DATA stream is not implemented, so configuring it changes nothing.
     let roles: Set<Role>
     private let inFlightRequests = Atomic<Int>(0)
-    private let connections = Mutex<[ObjectIdentifier: any Channel]>([:])
-    private let shuttingDown = Atomic<Bool>(false)
+    private let connections = Mutex(Connections())
+
+    /// The open connections, and whether shutdown began, under one lock: a connection
+    /// registers either before shutdown (and is told by `beginShutdown`'s caller) or after.
+    private struct Connections {
+        var open: [ObjectIdentifier: any Channel] = [:]
+        /// Accepted, and neither registered (active) nor closed yet.
+        var settingUp: Set<ObjectIdentifier> = []
+        /// Set once shutdown begins: how long idle connections stay open for a request
+        /// already on its way.
+        var shutdownLinger: Duration?
+    }
 
     init(
         limits: ServerLimits,
@@ -46,31 +56,52 @@ final class ServerState: Sendable {
         inFlightRequests.subtract(1, ordering: .relaxed)
     }
 
-    /// Registers a new connection; false when the server is at `maxConnections` or stopping.
-    func register(_ channel: any Channel) -> Bool {
+    /// What `register` decided for a new connection.
+    enum Registration {
+        /// The server is at `maxConnections`: close it.
+        case refused
+        /// Serve it; a linger means the server is shutting down (the connection came from the
+        /// listening socket's backlog), so it drains as the connections open at shutdown do.
+        case registered(shutdownLinger: Duration?)
+    }
+
+    /// The listening socket accepted `channel`; it registers once active, or closes first.
+    func accepted(_ channel: any Channel) {
+        let id = ObjectIdentifier(channel)
+        _ = connections.withLock { $0.settingUp.insert(id) }
+        channel.closeFuture.whenComplete { _ in _ = self.connections.withLock { $0.settingUp.remove(id) } }
+    }
+
+    /// Registers a new connection.
+    func register(_ channel: any Channel) -> Registration {
         connections.withLock { connections in
-            guard connections.count < limits.maxConnections, !shuttingDown.load(ordering: .relaxed) else {
-                return false
-            }
-            connections[ObjectIdentifier(channel)] = channel
-            return true
+            connections.settingUp.remove(ObjectIdentifier(channel))
+            guard connections.open.count < limits.maxConnections else { return .refused }
+            connections.open[ObjectIdentifier(channel)] = channel
+            return .registered(shutdownLinger: connections.shutdownLinger)
         }
     }
 
     func unregister(_ channel: any Channel) {
-        _ = connections.withLock { $0.removeValue(forKey: ObjectIdentifier(channel)) }
+        _ = connections.withLock { $0.open.removeValue(forKey: ObjectIdentifier(channel)) }
     }
 
-    var connectionCount: Int { connections.withLock { $0.count } }
+    /// Connections accepted and not yet registered or closed.
+    var connectionsSettingUp: Int { connections.withLock { $0.settingUp.count } }
+
+    /// Connections accepted and not closed yet (a closing one may be counted a moment longer).
+    var connectionCount: Int { connections.withLock { $0.open.count + $0.settingUp.count } }
 
     /// The connections open right now.
-    var openConnections: [any Channel] { connections.withLock { Array($0.values) } }
+    var openConnections: [any Channel] { connections.withLock { Array($0.open.values) } }
 
-    /// Marks the server as stopping and returns the open connections, to be closed once idle.
-    func beginShutdown() -> [any Channel] {
-        shuttingDown.store(true, ordering: .relaxed)
-        return connections.withLock { Array($0.values) }
+    /// Marks the server as stopping and returns the open connections, each to be told so.
+    /// Connections registered from now on learn it from `register`.
+    func beginShutdown(linger: Duration) -> [any Channel] {
+        connections.withLock { connections in
+            connections.shutdownLinger = linger
+            return Array(connections.open.values)
+        }
     }
 
-    var isShuttingDown: Bool { shuttingDown.load(ordering: .relaxed) }
 }

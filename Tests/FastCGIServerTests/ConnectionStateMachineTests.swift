@@ -383,12 +383,91 @@ import Testing
 
     @Test func aFlushThenCloseThatNeverFlushesIsClosedAfterTheCloseTimeout() throws {
         var machine = makeMachine { $0.closeTimeoutSeconds = 5 }
-        let shutdownClose = machine.shutdownRequested(now: at(1))
+        let shutdownClose = machine.shutdownRequested(now: at(1), linger: .zero)
         #expect(shutdownClose == .flushThenClose)
         let ticked = machine.tick(now: at(5))
         #expect(ticked == .none)
         let ticked2 = machine.tick(now: at(6))
         #expect(ticked2 == .close(reason: "it could not finish closing within 5.0 seconds"))
+    }
+
+    // MARK: Graceful shutdown
+
+    /// Ends request `id` (params, body and task) at `now`; the close that came with its end.
+    func finish(_ machine: inout Machine, _ id: UInt16, serial: UInt64, at now: Double) -> Machine.CloseAction?? {
+        _ = machine.paramsEnded(id: id, now: at(now))
+        _ = machine.stdinEnded(id: id)
+        guard case .end(let end) = machine.taskFinished(id: id, serial: serial, outcome: .completed, now: at(now))
+        else {
+            return nil
+        }
+        return .some(end.close)
+    }
+
+    @Test func anIdleConnectionAtShutdownLingersThenCloses() {
+        var machine = makeMachine()
+        let first = begin(&machine, 1, keep: true)
+        #expect(finish(&machine, 1, serial: first, at: 0) == .some(nil))  // kept
+        let atShutdown = machine.shutdownRequested(now: at(1), linger: .milliseconds(250))
+        #expect(atShutdown == nil)
+        let during = machine.tick(now: at(1.2))
+        #expect(during == .none && machine.phase == .open)
+        let after = machine.tick(now: at(1.25))
+        #expect(after == .closeGracefully(.flushThenClose))
+        #expect(machine.phase == .flushingThenClosing(since: at(1.25)))
+    }
+
+    /// nginx reuses a kept connection without notice: a request that arrives while the
+    /// connection lingers is served, and the connection closes with its END_REQUEST.
+    @Test func aRequestArrivingDuringTheLingerIsServedThenTheConnectionCloses() {
+        var machine = makeMachine()
+        let first = begin(&machine, 1, keep: true)
+        _ = finish(&machine, 1, serial: first, at: 0)
+        _ = machine.shutdownRequested(now: at(1), linger: .milliseconds(250))
+        let second = begin(&machine, 1, keep: true, at: 1.1)
+        #expect(second != 0, "refused during the linger: a 502 at nginx")
+        // Past the linger, but the request runs: nothing closes.
+        let running = machine.tick(now: at(2))
+        #expect(running == .none && machine.phase == .open)
+        #expect(finish(&machine, 1, serial: second, at: 2) == .some(.flushThenClose))
+        #expect(slots.held == 0)
+    }
+
+    @Test func aRequestInFlightAtShutdownClosesTheConnectionWithItsEnd() {
+        var machine = makeMachine()
+        let serial = begin(&machine, 1, keep: true)
+        let atShutdown = machine.shutdownRequested(now: at(0.5), linger: .milliseconds(250))
+        #expect(atShutdown == nil)
+        // Not after the linger, but right at its END_REQUEST, however soon.
+        #expect(finish(&machine, 1, serial: serial, at: 0.6) == .some(.flushThenClose))
+    }
+
+    /// A peer multiplexing on a busy connection gets FCGI_OVERLOADED for new requests during
+    /// shutdown (it can send them elsewhere); the requests it has in flight finish.
+    @Test func aMultiplexingPeerIsRefusedNewRequestsDuringShutdown() {
+        var machine = makeMachine()
+        let first = begin(&machine, 1, keep: true)
+        _ = machine.shutdownRequested(now: at(0), linger: .milliseconds(250))
+        let second = machine.begin(
+            id: 2,
+            keepConnection: true,
+            roleAccepted: true,
+            now: at(0.1),
+            makePayload: { InFlightRequest(id: 2, body: StdinBodySource(onConsumed: { _ in })) }
+        )
+        guard case .refuse(let status, let reason, let close) = second else {
+            Issue.record("request 2 accepted on a busy connection during shutdown")
+            return
+        }
+        #expect(status == .overloaded && reason == "shutting down" && close == nil)
+        #expect(finish(&machine, 1, serial: first, at: 0.2) == .some(.flushThenClose))
+    }
+
+    @Test func aWebServerClosingItsSideEndsTheLinger() {
+        var machine = makeMachine()
+        _ = machine.shutdownRequested(now: at(0), linger: .seconds(10))
+        let closed = machine.peerClosedInput(now: at(0.1))
+        #expect(closed.close == .flushThenClose)
     }
 
     @Test func idleMeansNoInputAndNoApplicationRunning() throws {
