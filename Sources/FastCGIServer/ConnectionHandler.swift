@@ -462,6 +462,15 @@ final class ConnectionHandler<App: GatewayApplication>: ChannelDuplexHandler, Re
             protocolStatus: .requestComplete,
             into: &buffer
         )
+        if end.retiresKeptConnection {
+            // Closing a kept connection races the web server reusing it: nginx may read this
+            // END_REQUEST, keep the connection and send the next request on it before our FIN
+            // arrives (a 502 for a POST, which it does not retry). nginx keeps an upstream
+            // connection only when END_REQUEST ends what it read; a record after it, in the same
+            // write, makes it drop the connection instead. An empty FCGI_GET_VALUES_RESULT is
+            // the most harmless record there is.
+            ResponseEncoder.writeGetValuesResult([], into: &buffer)
+        }
         context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
         machine.bodyBuffered(-end.payload.body.fail(RequestBodyIncomplete(reason: .requestEnded)))
         resumeWaiters(of: end.serial, throwing: RequestInterruption.requestEnded)

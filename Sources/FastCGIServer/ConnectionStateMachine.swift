@@ -190,6 +190,9 @@ struct ConnectionStateMachine {
         /// Whether the id leaves the table (and the decoder) now.
         let releaseID: Bool
         let close: CloseAction?
+        /// The web server asked to keep the connection (`FCGI_KEEP_CONN`), and it closes after
+        /// this request: tell it not to reuse the connection (see `ConnectionHandler`).
+        let retiresKeptConnection: Bool
     }
 
     enum BeginAction {
@@ -523,7 +526,8 @@ struct ConnectionStateMachine {
             payload: request.payload,
             appStatus: appStatus,
             releaseID: releaseNow,
-            close: close
+            close: close,
+            retiresKeptConnection: close != nil && request.keepConnection
         )
     }
 

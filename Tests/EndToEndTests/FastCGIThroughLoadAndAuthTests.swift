@@ -241,14 +241,21 @@ struct SoakOutcome: Sendable {
     var errors: Int
     var detail: String
 
-    /// Runs wrk (HTTP/1.1, kept connections) and reads its summary.
-    static func runWrk(_ wrk: String, port: Int, connections: Int, seconds: Int) async throws -> SoakOutcome {
+    /// Runs wrk (HTTP/1.1, kept connections) and reads its summary. `script` (a wrk Lua file)
+    /// changes the requests, e.g. to POSTs with a body.
+    static func runWrk(
+        _ wrk: String,
+        port: Int,
+        path: String = "/hello",
+        script: String? = nil,
+        connections: Int,
+        seconds: Int
+    ) async throws -> SoakOutcome {
         let result = try await ProcessRunner.run(
             wrk,
             arguments: [
                 "-t", "2", "-c", String(connections), "-d", "\(seconds)s", "--timeout", "5s",
-                "http://127.0.0.1:\(port)/hello",
-            ],
+            ] + (script.map { ["-s", $0] } ?? []) + ["http://127.0.0.1:\(port)\(path)"],
             environment: ProcessRunner.inheritedEnvironment,
             timeout: .seconds(seconds + 60)
         )

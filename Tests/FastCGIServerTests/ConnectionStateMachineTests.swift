@@ -438,8 +438,38 @@ import Testing
         let serial = begin(&machine, 1, keep: true)
         let atShutdown = machine.shutdownRequested(now: at(0.5), linger: .milliseconds(250))
         #expect(atShutdown == nil)
-        // Not after the linger, but right at its END_REQUEST, however soon.
-        #expect(finish(&machine, 1, serial: serial, at: 0.6) == .some(.flushThenClose))
+        // Not after the linger, but right at its END_REQUEST, however soon, and telling the
+        // web server that asked to keep the connection not to.
+        _ = machine.paramsEnded(id: 1, now: at(0.6))
+        _ = machine.stdinEnded(id: 1)
+        guard case .end(let end) = machine.taskFinished(id: 1, serial: serial, outcome: .completed, now: at(0.6))
+        else {
+            Issue.record("not ended")
+            return
+        }
+        #expect(end.close == .flushThenClose && end.retiresKeptConnection)
+    }
+
+    @Test func onlyAKeptConnectionThatClosesIsRetired() {
+        var machine = makeMachine()
+        let kept = begin(&machine, 1, keep: true)
+        _ = machine.paramsEnded(id: 1, now: at(0))
+        _ = machine.stdinEnded(id: 1)
+        guard case .end(let stays) = machine.taskFinished(id: 1, serial: kept, outcome: .completed, now: at(0)) else {
+            Issue.record("not ended")
+            return
+        }
+        #expect(stays.close == nil && !stays.retiresKeptConnection)
+        let single = begin(&machine, 2, keep: false)
+        _ = machine.paramsEnded(id: 2, now: at(0))
+        _ = machine.stdinEnded(id: 2)
+        guard case .end(let closes) = machine.taskFinished(id: 2, serial: single, outcome: .completed, now: at(0))
+        else {
+            Issue.record("not ended")
+            return
+        }
+        // Without KEEP_CONN the web server closes or drops the connection itself.
+        #expect(!closes.retiresKeptConnection)
     }
 
     /// A peer multiplexing on a busy connection gets FCGI_OVERLOADED for new requests during

@@ -92,6 +92,47 @@ extension FastCGIServerTests {
             #expect(probe.log.contains("refusing request 2: shutting down"), "\(probe.log)")
         }
 
+        /// nginx keeps an upstream connection only when FCGI_END_REQUEST ends what it read: a
+        /// kept connection that closes during shutdown gets a record after its last
+        /// END_REQUEST, in the same write, so that nginx does not send its next request on a
+        /// connection that is closing (a 502 for a POST).
+        @Test func duringShutdownAKeptConnectionIsRetiredWithItsLastResponse() async throws {
+            let probe = try await FastCGIAppProcess.startProbe()
+            defer { Task { await probe.cleanUp() } }
+            let socket = try RawSocket(unixPath: probe.socketPath)
+            var records = Records()
+            records.request(.get("/slow?ms=800", id: 1, keepConnection: true))
+            try socket.write(records.bytes)
+            try await Task.sleep(for: .milliseconds(200))
+            probe.send(signal: SIGTERM)
+            let (bytes, eof) = socket.read(timeoutMilliseconds: 5000)
+            #expect(eof, "the connection stayed open after its last response")
+            let replies = splitRecords(bytes)
+            let body = replies.filter { $0.type == RecordType.stdout.rawValue }.flatMap(\.content)
+            #expect(String(decoding: body, as: UTF8.self).hasSuffix("done"))
+            let tail = replies.suffix(2).map { "\($0.type)/\($0.id)/\($0.content.count)" }
+            let retired = "\(RecordType.getValuesResult.rawValue)/0/0"
+            #expect(tail == ["\(RecordType.endRequest.rawValue)/1/8", retired], "\(tail)")
+            #expect(await probe.waitForExit(timeout: .seconds(5)) == .exited(0), "log:\n\(probe.log)")
+        }
+
+        /// A kept connection idle at SIGTERM stays open a moment (a web server may be sending
+        /// on it already), then closes without a word; the process exits soon after.
+        @Test func duringShutdownAnIdleKeptConnectionClosesAfterAMoment() async throws {
+            let probe = try await FastCGIAppProcess.startProbe()
+            defer { Task { await probe.cleanUp() } }
+            let client = try await probe.connect()
+            let first = try await client.perform(.get("/hello", keepConnection: true))
+            first.expectCompleted()
+            let start = ContinuousClock.now
+            probe.send(signal: SIGTERM)
+            let extra = try await client.waitForClose(timeout: .seconds(5))
+            #expect(extra.isEmpty, "records on an idle connection: \(extra)")
+            #expect(await probe.waitForExit(timeout: .seconds(5)) == .exited(0), "log:\n\(probe.log)")
+            let took = ContinuousClock.now - start
+            #expect(took < .seconds(3), "an idle connection held the shutdown for \(took)")
+        }
+
         /// PROBE.md: the harness SIGKILLs 5 s after SIGTERM, so the probe gives requests in
         /// flight 4 s, then closes what is left and exits 0 by itself.
         @Test func sigtermWithARequestThatWillNotFinishStillExitsZeroWithinFiveSeconds() async throws {
