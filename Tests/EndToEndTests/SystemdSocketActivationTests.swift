@@ -171,6 +171,102 @@ import Glibc
             "systemd restart under load: \(load.answered) answered, \(load.refused.count) refused, \(load.lost.count) lost, slowest \(load.slowest)"
         )
     }
+
+    /// The same restart of the only backend, seen by clients of nginx (the shipped
+    /// `nginx/fastcgi-keepalive.conf`: kept connections), GET and 1 KiB POSTs under wrk -c64:
+    /// the old process retires its kept connections with their last responses, new ones wait in
+    /// the held socket's backlog for its successor, and no client sees an error.
+    @Test(arguments: ["GET", "POST"])
+    func restartOfTheOnlyBackendThroughNginxUnderLoadLosesNothing(method: String) async throws {
+        let probe = try Self.probe.get()
+        let wrk = try RequiredTool.locate("wrk")
+        let directory = try TemporaryDirectory(prefix: "sgw-sd-nginx-", in: "/tmp")
+        defer { directory.remove() }
+        let notifications = try NotifySocketListener(path: directory.path + "/notify")
+        let socket = directory.path + "/app.sock"
+        let holder = try directory.write(
+            "holder.sh",
+            """
+            for run in 1 2; do
+                /bin/sh -c 'LISTEN_PID=$$; export LISTEN_PID; exec "$0"' "$APP" &
+                echo $! > "$DIR/app-$run.pid"
+                wait $!
+                echo $? > "$DIR/app-$run.status"
+            done
+
+            """
+        )
+        let holderProcess = try await Self.activate(
+            sockets: [socket],
+            names: ["app"],
+            notifySocket: notifications.path,
+            variables: ["APP": probe, "DIR": directory.path],
+            command: ["/bin/sh", holder],
+            logFile: directory.path + "/app.log"
+        )
+        defer { Task { await holderProcess.stop() } }
+        let split = ShippedConfig.splitNginx(
+            try ShippedConfig.load("nginx/fastcgi-keepalive.conf", socketDirectory: directory.path)
+        )
+        try await WebServerInstance.with({
+            try await NginxFastCGI.start(
+                name: "nginx (fastcgi-keepalive.conf)",
+                httpContext: split.http,
+                serverContext: split.server
+            )
+        }) { server in
+            let firstReady = await notifications.waitFor("READY=1", timeout: .seconds(30))
+            try #require(firstReady.found, "the first app sent no READY=1:\n\(holderProcess.logTail)")
+            var script: String?
+            if method == "POST" {
+                script = try directory.write(
+                    "post.lua",
+                    """
+                    wrk.method = "POST"
+                    wrk.body = string.rep("x", 1024)
+
+                    """
+                )
+            }
+            let loadSeconds = 6
+            let load = Task {
+                try await SoakOutcome.runWrk(
+                    wrk,
+                    port: server.port,
+                    path: method == "POST" ? "/echo" : "/hello",
+                    script: script,
+                    connections: 64,
+                    seconds: loadSeconds
+                )
+            }
+            try await Task.sleep(for: .seconds(2))
+            let firstPID = try #require(
+                pid_t(directory.read("app-1.pid").trimmingCharacters(in: .whitespacesAndNewlines))
+            )
+            let began = ContinuousClock.now
+            kill(firstPID, SIGTERM)
+            let secondReady = await notifications.waitFor("READY=1", timeout: .seconds(30))
+            #expect(secondReady.found, "the second app sent no READY=1:\n\(holderProcess.logTail)")
+            let restart = ContinuousClock.now - began
+            let outcome = try await load.value
+            let upstreamErrors = server.errorLog.split(separator: "\n").filter { $0.contains("[error]") }
+            print(
+                "e2e figure: systemd restart through nginx keep-alive, \(method): \(outcome.requests) requests, "
+                    + "\(outcome.errors) client errors \(outcome.detail); nginx logged \(upstreamErrors.count) "
+                    + "upstream error(s); successor ready \(restart) after SIGTERM"
+            )
+            #expect(
+                outcome.errors == 0,
+                "\(outcome.errors) client errors: \(outcome.detail)\n\(upstreamErrors.prefix(10).joined(separator: "\n"))"
+            )
+            #expect(directory.read("app-1.status").trimmingCharacters(in: .whitespacesAndNewlines) == "0")
+            let secondPID = try #require(
+                pid_t(directory.read("app-2.pid").trimmingCharacters(in: .whitespacesAndNewlines))
+            )
+            kill(secondPID, SIGTERM)
+            #expect(await holderProcess.waitForExit(timeout: .seconds(30)) == .exited(0), "\(holderProcess.logTail)")
+        }
+    }
 }
 
 /// A bounded client loop: `workers` clients each send `GET /hello` on a fresh connection, one
