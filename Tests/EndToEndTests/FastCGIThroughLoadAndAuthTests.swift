@@ -211,7 +211,7 @@ extension FastCGIThroughWebServers {
 
     // MARK: spawn-fcgi
 
-    @Test("the hello example started by spawn-fcgi behind nginx (fastcgi-unix.conf)")
+    @Test("the hello example started by spawn-fcgi behind nginx (fastcgi-unix-plain.conf)")
     func helloThroughSpawnFCGI() async throws {
         try await FastCGISetup.with(.nginx, program: "hello", launch: .spawnFCGI) { setup in
             let hello = try await send(port: setup.port, "GET", "/")

@@ -8,17 +8,17 @@ import Glibc
 
 /// The three ways the shipped configurations put an app behind a web server over FastCGI.
 enum FastCGIDeployment: String, CaseIterable, Sendable, CustomTestStringConvertible {
-    /// nginx, one FastCGI connection per request (`nginx/fastcgi-unix.conf`).
+    /// nginx, one FastCGI connection per request (`nginx/fastcgi-unix-plain.conf`).
     case nginx
-    /// nginx with kept FastCGI connections (`nginx/fastcgi-keepalive.conf`).
+    /// nginx with kept FastCGI connections (`nginx/fastcgi-unix.conf`, the default).
     case nginxKeepAlive
     /// Apache mod_proxy_fcgi reusing connections (`apache/proxy-fcgi.conf`).
     case apache
 
     var testDescription: String {
         switch self {
-        case .nginx: "nginx (fastcgi-unix.conf)"
-        case .nginxKeepAlive: "nginx keep-alive (fastcgi-keepalive.conf)"
+        case .nginx: "nginx (fastcgi-unix-plain.conf)"
+        case .nginxKeepAlive: "nginx keep-alive (fastcgi-unix.conf)"
         case .apache: "Apache mod_proxy_fcgi (proxy-fcgi.conf)"
         }
     }
@@ -36,7 +36,7 @@ enum FastCGIDeployment: String, CaseIterable, Sendable, CustomTestStringConverti
         switch self {
         case .nginx, .nginxKeepAlive:
             let main = try ShippedConfig.load(
-                self == .nginx ? "nginx/fastcgi-unix.conf" : "nginx/fastcgi-keepalive.conf",
+                self == .nginx ? "nginx/fastcgi-unix-plain.conf" : "nginx/fastcgi-unix.conf",
                 socketDirectory: socketDirectory
             )
             let split = ShippedConfig.splitNginx(main)

@@ -173,7 +173,7 @@ import Glibc
     }
 
     /// The same restart of the only backend, seen by clients of nginx (the shipped
-    /// `nginx/fastcgi-keepalive.conf`: kept connections), GET and 1 KiB POSTs under wrk -c64:
+    /// `nginx/fastcgi-unix.conf`: kept connections), GET and 1 KiB POSTs under wrk -c64:
     /// the old process retires its kept connections with their last responses, new ones wait in
     /// the held socket's backlog for its successor, and no client sees an error.
     @Test(arguments: ["GET", "POST"])
@@ -206,11 +206,11 @@ import Glibc
         )
         defer { Task { await holderProcess.stop() } }
         let split = ShippedConfig.splitNginx(
-            try ShippedConfig.load("nginx/fastcgi-keepalive.conf", socketDirectory: directory.path)
+            try ShippedConfig.load("nginx/fastcgi-unix.conf", socketDirectory: directory.path)
         )
         try await WebServerInstance.with({
             try await NginxFastCGI.start(
-                name: "nginx (fastcgi-keepalive.conf)",
+                name: "nginx (fastcgi-unix.conf)",
                 httpContext: split.http,
                 serverContext: split.server
             )

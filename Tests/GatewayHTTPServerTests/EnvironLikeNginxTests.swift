@@ -81,7 +81,12 @@ struct EnvironLikeNginxTests {
                 socketDirectory: socketDirectory,
                 replacements: [("app.sock", "fcgi.sock")]
             )
-            nginx = try await NginxFastCGI.start(name: "nginx for environ comparison", serverContext: snippet)
+            let split = ShippedConfig.splitNginx(snippet)
+            nginx = try await NginxFastCGI.start(
+                name: "nginx for environ comparison",
+                httpContext: split.http,
+                serverContext: split.server
+            )
         } catch {
             await fastCGI.stop()
             throw error
