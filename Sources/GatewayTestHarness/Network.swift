@@ -35,6 +35,16 @@ public enum PortAllocator {
         return true
     }
 
+    /// Whether something accepts TCP connections on the loopback address 127.0.0.`host`:`port`
+    /// (tests give backends addresses of their own: 127.0.0.2, 127.0.0.3, …).
+    public static func isListening(loopbackHost host: UInt8, port: Int) -> Bool {
+        var address = loopback(port: port)
+        address.sin_addr.s_addr = (UInt32(0x7f00_0000) | UInt32(host)).bigEndian
+        guard case .success(let fd) = connect(family: AF_INET, to: address) else { return false }
+        close(fd)
+        return true
+    }
+
     /// Whether something accepts connections on the Unix socket at `path`.
     public static func isListening(unixSocket path: String) -> Bool {
         guard case .success(let fd) = connect(unixSocket: path) else { return false }
