@@ -190,8 +190,9 @@ struct ConnectionStateMachine {
         /// Whether the id leaves the table (and the decoder) now.
         let releaseID: Bool
         let close: CloseAction?
-        /// The web server asked to keep the connection (`FCGI_KEEP_CONN`), and it closes after
-        /// this request: tell it not to reuse the connection (see `ConnectionHandler`).
+        /// Shutting down, the web server asked to keep the connection (`FCGI_KEEP_CONN`) and
+        /// may send more on it, and it closes after this request: tell the web server not to
+        /// reuse it (see `ConnectionHandler`).
         let retiresKeptConnection: Bool
     }
 
@@ -240,6 +241,8 @@ struct ConnectionStateMachine {
     /// Close as soon as no request is left.
     private(set) var closeWhenIdle = false
     private(set) var isShuttingDown = false
+    /// The web server closed its side: it sends nothing more, and needs no telling.
+    private var peerClosedInput = false
     /// Shutting down, an idle connection stays open until then unless the web server uses or
     /// closes it first (see `shutdownRequested`).
     private var lingerUntil: Instant?
@@ -455,6 +458,7 @@ struct ConnectionStateMachine {
     mutating func inputClosed(now: Instant) -> (ended: [EndAction], unfinishedBodies: [Payload], close: CloseAction?) {
         closeWhenIdle = true
         lingerUntil = nil
+        peerClosedInput = true
         var ended: [EndAction] = []
         var bodies: [Payload] = []
         for (id, request) in requests {
@@ -527,7 +531,7 @@ struct ConnectionStateMachine {
             appStatus: appStatus,
             releaseID: releaseNow,
             close: close,
-            retiresKeptConnection: close != nil && request.keepConnection
+            retiresKeptConnection: close != nil && request.keepConnection && isShuttingDown && !peerClosedInput
         )
     }
 

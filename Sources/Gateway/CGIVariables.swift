@@ -1,3 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// The CGI meta-variables of one request, in the order the web server sent them.
 ///
 /// Stored as one contiguous byte buffer plus an offset table, so that a server can hand over
@@ -101,7 +109,8 @@ public struct CGIVariables: Sendable, RandomAccessCollection {
                 while index >= 0 {
                     if Int(layout[index + 1]) == key.count {
                         let start = Int(layout[index])
-                        if UnsafeBufferPointer(rebasing: bytes[start..<start + key.count]).elementsEqual(key) {
+                        // Lengths equal and non-zero: both buffers hold at least `key.count` bytes.
+                        if key.isEmpty || memcmp(bytes.baseAddress! + start, key.baseAddress!, key.count) == 0 {
                             return index / 4
                         }
                     }

@@ -14,11 +14,9 @@ struct ProbeApplication: GatewayApplication {
     private static let maxStreamChunk = 16 << 20
 
     nonisolated(nonsending) func respond(to environ: Environ) async throws -> GatewayResponse {
-        let components = environ.path.split(separator: "/", omittingEmptySubsequences: true)
-        guard let last = components.last else { return .status(.notFound) }
-        if components.count >= 2, components[components.count - 2] == "status" {
-            return status(code: last)
-        }
+        let path = environ.path
+        guard let last = Self.component(endingBefore: path.endIndex, in: path) else { return .status(.notFound) }
+        if Self.component(endingBefore: last.startIndex, in: path) == "status" { return status(code: last) }
         switch last {
         case "hello": return Self.hello
         case "echo": return try await echo(environ)
@@ -31,6 +29,17 @@ struct ProbeApplication: GatewayApplication {
         case "fail-after": return failAfter(Query(environ.queryString))
         default: return .status(.notFound)
         }
+    }
+
+    /// The last non-empty `/`-separated component of `path` before `end`, found on its UTF-8
+    /// bytes (splitting the whole path into Characters cost a hello 7 % of its CPU).
+    private static func component(endingBefore end: String.Index, in path: String) -> Substring? {
+        let slash = UInt8(ascii: "/")
+        let utf8 = path.utf8
+        guard let last = utf8[..<end].lastIndex(where: { $0 != slash }) else { return nil }
+        let start = utf8[..<last].lastIndex(of: slash).map { utf8.index(after: $0) } ?? utf8.startIndex
+        // Both ends sit at a `/` or an end of the path: character boundaries.
+        return path[start..<utf8.index(after: last)]
     }
 
     /// The body back, byte for byte. Read in full before answering, so a client that
