@@ -9,13 +9,16 @@ import NIOCore
 /// writes records, starts and cancels request tasks, pauses and resumes reading, closes. It
 /// decides nothing itself. All of it runs on the connection's event loop; requests run as
 /// tasks whose executor is that same loop, so their writes land here without locks or hops.
-final class ConnectionHandler<App: GatewayApplication>: ChannelDuplexHandler, RemovableChannelHandler {
+///
+/// Not generic over the application: a generic handler (and the `NIOLoopBound`s and outputs
+/// made from it) cost runtime metadata look-ups on every connection and every response.
+final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
     typealias Machine = ConnectionStateMachine
 
-    private let application: App
+    private let application: any GatewayApplication
     private let server: ServerState
     private let logger: Logger
     private var decoder: RequestDecoder
@@ -29,7 +32,7 @@ final class ConnectionHandler<App: GatewayApplication>: ChannelDuplexHandler, Re
     private var backlog = CircularBuffer<ByteBuffer>()
     private var writabilityWaiters: [(request: UInt64, continuation: CheckedContinuation<Void, any Error>)] = []
 
-    init(application: App, server: ServerState) {
+    init(application: any GatewayApplication, server: ServerState) {
         self.application = application
         self.server = server
         self.logger = server.logger
@@ -479,10 +482,11 @@ final class ConnectionHandler<App: GatewayApplication>: ChannelDuplexHandler, Re
         readIfResumed(context: context)
     }
 
-    private func resumeWaiters(of serial: UInt64, throwing error: any Error) {
+    private func resumeWaiters(of serial: UInt64, throwing error: @autoclosure () -> any Error) {
         guard writabilityWaiters.contains(where: { $0.request == serial }) else { return }
         let resumed = writabilityWaiters.filter { $0.request == serial }
         writabilityWaiters.removeAll { $0.request == serial }
+        let error = error()
         for waiter in resumed { waiter.continuation.resume(throwing: error) }
     }
 

@@ -2,8 +2,8 @@ import Gateway
 import NIOCore
 
 /// A request's `ResponseOutput`: response bytes become `FCGI_STDOUT` records on its connection.
-struct FastCGIResponseOutput<App: GatewayApplication>: ResponseOutput {
-    let connection: NIOLoopBound<ConnectionHandler<App>>
+struct FastCGIResponseOutput: ResponseOutput {
+    let connection: NIOLoopBound<ConnectionHandler>
     let id: UInt16
     let serial: UInt64
 

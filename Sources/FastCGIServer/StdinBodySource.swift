@@ -79,7 +79,11 @@ final class StdinBodySource: RequestBodySource {
     /// The request was aborted, ended or its connection closed: readers get `error`. Returns
     /// the retained bytes dropped.
     @discardableResult
-    func fail(_ error: any Error) -> Int {
+    func fail(_ error: @autoclosure () -> any Error) -> Int {
+        // A body that ended and was read to its end stays complete, and no error is made (every
+        // request ends this way). Nothing is appended to an ended body, so it stays so.
+        if state.withLock({ $0.finished && $0.chunks.isEmpty && $0.failure == nil }) { return 0 }
+        let error = error()
         let (waiter, dropped) = state.withLock { state in
             state.failure = state.failure ?? error
             state.chunks.removeAll()
