@@ -111,6 +111,23 @@ public enum NginxFastCGI {
     }
 }
 
+extension NginxFastCGI {
+    /// Starts nginx with the shipped snippet at `relativePath` (e.g. `nginx/fastcgi-unix.conf`),
+    /// its sockets in `socketDirectory` and `replacements` applied, split into the `http` and
+    /// `server` contexts as its comments tell users to: the configuration users copy, tested.
+    public static func start(
+        shipped relativePath: String,
+        socketDirectory: String,
+        replacements: [(String, String)] = []
+    ) async throws -> WebServerInstance {
+        let split = ShippedConfig.splitNginx(
+            try ShippedConfig.load(relativePath, socketDirectory: socketDirectory, replacements: replacements)
+        )
+        let file = (relativePath as NSString).lastPathComponent
+        return try await start(name: "nginx (\(file))", httpContext: split.http, serverContext: split.server)
+    }
+}
+
 /// Apache httpd (mpm_event) with mod_proxy_fcgi and mod_authnz_fcgi, from a generated httpd.conf.
 public enum ApacheFastCGI {
     /// The group Apache's workers run as when the tests run as root (nil otherwise): give the

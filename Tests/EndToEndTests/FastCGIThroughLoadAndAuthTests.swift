@@ -26,14 +26,10 @@ extension FastCGIThroughWebServers {
         }
         try await FastCGIAppProcess.with({ try await backend(1, launch: .socketFlag) }) { first in
             try await FastCGIAppProcess.with({ try await backend(2, launch: .spawnFCGI) }) { second in
-                let split = ShippedConfig.splitNginx(
-                    try ShippedConfig.load("nginx/fastcgi-two-backends.conf", socketDirectory: directory.path)
-                )
                 try await WebServerInstance.with({
                     try await NginxFastCGI.start(
-                        name: "nginx (fastcgi-two-backends.conf)",
-                        httpContext: split.http,
-                        serverContext: split.server
+                        shipped: "nginx/fastcgi-two-backends.conf",
+                        socketDirectory: directory.path
                     )
                 }) { server in
                     let port = server.port

@@ -40,7 +40,6 @@ import Glibc
         arguments: ["GET", "POST"]
     )
     func oneKilledOneRestarted(method: String) async throws {
-        let wrk = try RequiredTool.locate("wrk")
         let probe = try BuiltProducts.executable(named: "gateway-probe")
         let directory = try TemporaryDirectory(prefix: "sgw-hosts-", in: "/tmp")
         defer { directory.remove() }
@@ -55,39 +54,26 @@ import Glibc
                 try await Backend(host: host, port: port, probe: probe, logFile: directory.path + "/app-\(host).log")
             )
         }
-        let config = try ShippedConfig.load(
-            "nginx/fastcgi-tcp-backends.conf",
-            socketDirectory: directory.path,
-            replacements: [
-                ("10.0.0.11:9000", "127.0.0.2:\(port)"), ("10.0.0.12:9000", "127.0.0.3:\(port)"),
-                ("10.0.0.13:9000", "127.0.0.4:\(port)"),
-            ]
-        )
-        let split = ShippedConfig.splitNginx(config)
+        let replacements = [
+            ("10.0.0.11:9000", "127.0.0.2:\(port)"), ("10.0.0.12:9000", "127.0.0.3:\(port)"),
+            ("10.0.0.13:9000", "127.0.0.4:\(port)"),
+        ]
         try await WebServerInstance.with({
             try await NginxFastCGI.start(
-                name: "nginx (fastcgi-tcp-backends.conf)",
-                httpContext: split.http,
-                serverContext: split.server
+                shipped: "nginx/fastcgi-tcp-backends.conf",
+                socketDirectory: directory.path,
+                replacements: replacements
             )
         }) { server in
             // Every backend answers through nginx before the load.
             for _ in 0..<12 { #expect(try await send(port: server.port, "GET", "/hello").status == 200) }
-            var script: String?
-            if method == "POST" {
-                script = try directory.write("post.lua", "wrk.method = \"POST\"\nwrk.body = string.rep(\"x\", 1024)\n")
-            }
             let loadSeconds = 8
-            let load = Task {
-                try await SoakOutcome.runWrk(
-                    wrk,
-                    port: server.port,
-                    path: method == "POST" ? "/echo" : "/hello",
-                    script: script,
-                    connections: 64,
-                    seconds: loadSeconds
-                )
-            }
+            let load = try LoadDuringRestart.start(
+                method,
+                port: server.port,
+                directory: directory,
+                seconds: loadSeconds
+            )
             try await Task.sleep(for: .seconds(2))
             await backends[0].process.stop(signal: SIGKILL)
             try await Task.sleep(for: .seconds(2))
@@ -105,7 +91,7 @@ import Glibc
                 "\(restarted.process.logTail)"
             )
             let outcome = try await load.value
-            let upstreamErrors = server.errorLog.split(separator: "\n").filter { $0.contains("[error]") }
+            let upstreamErrors = LoadDuringRestart.upstreamErrors(of: server)
             reportFigure(
                 "three TCP backends, \(method), one SIGKILLed and one restarted: \(outcome.requests) requests, "
                     + "\(outcome.errors) client errors \(outcome.detail); nginx logged \(upstreamErrors.count) upstream error(s), "

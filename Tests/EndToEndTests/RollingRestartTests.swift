@@ -32,7 +32,6 @@ import Glibc
         Timing.allCases
     )
     func rollingRestartUnderLoad(method: Method, timing: Timing) async throws {
-        let wrk = try RequiredTool.locate("wrk")
         let probe = try BuiltProducts.executable(named: "gateway-probe")
         let directory = try TemporaryDirectory(prefix: "sgw-roll-", in: "/tmp")
         defer { directory.remove() }
@@ -51,41 +50,16 @@ import Glibc
             let all = backends + successors
             Task { for backend in all { await backend.stop(timeout: .seconds(5)) } }
         }
-        let split = ShippedConfig.splitNginx(
-            try ShippedConfig.load("nginx/fastcgi-two-backends.conf", socketDirectory: directory.path)
-        )
         try await WebServerInstance.with({
-            try await NginxFastCGI.start(
-                name: "nginx (fastcgi-two-backends.conf)",
-                httpContext: split.http,
-                serverContext: split.server
-            )
+            try await NginxFastCGI.start(shipped: "nginx/fastcgi-two-backends.conf", socketDirectory: directory.path)
         }) { server in
-            var script: String?
-            var path = "/hello"
-            if method == .post {
-                path = "/echo"
-                script = try directory.write(
-                    "post.lua",
-                    """
-                    wrk.method = "POST"
-                    wrk.body = string.rep("x", 1024)
-                    wrk.headers["Content-Type"] = "application/octet-stream"
-
-                    """
-                )
-            }
             let loadSeconds = 8
-            let load = Task {
-                try await SoakOutcome.runWrk(
-                    wrk,
-                    port: server.port,
-                    path: path,
-                    script: script,
-                    connections: 64,
-                    seconds: loadSeconds
-                )
-            }
+            let load = try LoadDuringRestart.start(
+                method == .post ? "POST" : "GET",
+                port: server.port,
+                directory: directory,
+                seconds: loadSeconds
+            )
             try await Task.sleep(for: .seconds(1.5))
             var restartTimes: [String] = []
             for number in [1, 2] {
@@ -104,7 +78,7 @@ import Glibc
                 if timing == .spaced, number == 1 { try await Task.sleep(for: .seconds(2)) }
             }
             let outcome = try await load.value
-            let upstreamErrors = server.errorLog.split(separator: "\n").filter { $0.contains("[error]") }
+            let upstreamErrors = LoadDuringRestart.upstreamErrors(of: server)
             reportFigure(
                 "rolling restart, \(method.rawValue), \(timing.rawValue): \(outcome.requests) requests "
                     + "(\(Int(outcome.requestsPerSecond)) req/s), \(outcome.errors) client errors \(outcome.detail); "

@@ -43,6 +43,39 @@ import Glibc
         return process
     }
 
+    /// Holds the listening socket at `socket` (bound by `systemd-socket-activate`) and starts
+    /// `app` on it twice in a row, with fd 3, `LISTEN_FDS=1` and `LISTEN_PID` set to each
+    /// child's pid, as systemd does on `systemctl restart`. `app-N.pid` and `app-N.status` in
+    /// `directory` name each run's process and its exit status.
+    static func holdSocketAndRunTwice(
+        _ app: String,
+        socket: String,
+        notifySocket: String,
+        directory: TemporaryDirectory
+    ) async throws -> RunningProcess {
+        // `$$` of the inner shell is the pid the app keeps when that shell execs it.
+        let holder = try directory.write(
+            "holder.sh",
+            """
+            for run in 1 2; do
+                /bin/sh -c 'LISTEN_PID=$$; export LISTEN_PID; exec "$0"' "$APP" &
+                echo $! > "$DIR/app-$run.pid"
+                wait $!
+                echo $? > "$DIR/app-$run.status"
+            done
+
+            """
+        )
+        return try await activate(
+            sockets: [socket],
+            names: ["app"],
+            notifySocket: notifySocket,
+            variables: ["APP": app, "DIR": directory.path],
+            command: ["/bin/sh", holder],
+            logFile: directory.path + "/app.log"
+        )
+    }
+
     @Test func servesEverySocketSystemdPassesAndNotifiesReadyAndStopping() async throws {
         let probe = try Self.probe.get()
         let directory = try TemporaryDirectory(prefix: "swift-gateway-systemd-")
@@ -111,27 +144,11 @@ import Glibc
         defer { directory.remove() }
         let notifications = try NotifySocketListener(path: directory.path + "/notify")
         let socket = directory.path + "/app.sock"
-        // The holder runs with the socket on fd 3; `$$` of the inner shell is the pid the app
-        // keeps when that shell execs it, so LISTEN_PID names the app.
-        let holder = try directory.write(
-            "holder.sh",
-            """
-            for run in 1 2; do
-                /bin/sh -c 'LISTEN_PID=$$; export LISTEN_PID; exec "$0"' "$APP" &
-                echo $! > "$DIR/app-$run.pid"
-                wait $!
-                echo $? > "$DIR/app-$run.status"
-            done
-
-            """
-        )
-        let holderProcess = try await Self.activate(
-            sockets: [socket],
-            names: ["app"],
+        let holderProcess = try await Self.holdSocketAndRunTwice(
+            probe,
+            socket: socket,
             notifySocket: notifications.path,
-            variables: ["APP": probe, "DIR": directory.path],
-            command: ["/bin/sh", holder],
-            logFile: directory.path + "/app.log"
+            directory: directory
         )
         defer { Task { await holderProcess.stop() } }
         let firstReady = await notifications.waitFor("READY=1", timeout: .seconds(30))
@@ -179,66 +196,29 @@ import Glibc
     @Test(arguments: ["GET", "POST"])
     func restartOfTheOnlyBackendThroughNginxUnderLoadLosesNothing(method: String) async throws {
         let probe = try Self.probe.get()
-        let wrk = try RequiredTool.locate("wrk")
         let directory = try TemporaryDirectory(prefix: "sgw-sd-nginx-", in: "/tmp")
         defer { directory.remove() }
         let notifications = try NotifySocketListener(path: directory.path + "/notify")
         let socket = directory.path + "/app.sock"
-        let holder = try directory.write(
-            "holder.sh",
-            """
-            for run in 1 2; do
-                /bin/sh -c 'LISTEN_PID=$$; export LISTEN_PID; exec "$0"' "$APP" &
-                echo $! > "$DIR/app-$run.pid"
-                wait $!
-                echo $? > "$DIR/app-$run.status"
-            done
-
-            """
-        )
-        let holderProcess = try await Self.activate(
-            sockets: [socket],
-            names: ["app"],
+        let holderProcess = try await Self.holdSocketAndRunTwice(
+            probe,
+            socket: socket,
             notifySocket: notifications.path,
-            variables: ["APP": probe, "DIR": directory.path],
-            command: ["/bin/sh", holder],
-            logFile: directory.path + "/app.log"
+            directory: directory
         )
         defer { Task { await holderProcess.stop() } }
-        let split = ShippedConfig.splitNginx(
-            try ShippedConfig.load("nginx/fastcgi-unix.conf", socketDirectory: directory.path)
-        )
         try await WebServerInstance.with({
-            try await NginxFastCGI.start(
-                name: "nginx (fastcgi-unix.conf)",
-                httpContext: split.http,
-                serverContext: split.server
-            )
+            try await NginxFastCGI.start(shipped: "nginx/fastcgi-unix.conf", socketDirectory: directory.path)
         }) { server in
             let firstReady = await notifications.waitFor("READY=1", timeout: .seconds(30))
             try #require(firstReady.found, "the first app sent no READY=1:\n\(holderProcess.logTail)")
-            var script: String?
-            if method == "POST" {
-                script = try directory.write(
-                    "post.lua",
-                    """
-                    wrk.method = "POST"
-                    wrk.body = string.rep("x", 1024)
-
-                    """
-                )
-            }
             let loadSeconds = 6
-            let load = Task {
-                try await SoakOutcome.runWrk(
-                    wrk,
-                    port: server.port,
-                    path: method == "POST" ? "/echo" : "/hello",
-                    script: script,
-                    connections: 64,
-                    seconds: loadSeconds
-                )
-            }
+            let load = try LoadDuringRestart.start(
+                method,
+                port: server.port,
+                directory: directory,
+                seconds: loadSeconds
+            )
             try await Task.sleep(for: .seconds(2))
             let firstPID = try #require(
                 pid_t(directory.read("app-1.pid").trimmingCharacters(in: .whitespacesAndNewlines))
@@ -249,7 +229,7 @@ import Glibc
             #expect(secondReady.found, "the second app sent no READY=1:\n\(holderProcess.logTail)")
             let restart = ContinuousClock.now - began
             let outcome = try await load.value
-            let upstreamErrors = server.errorLog.split(separator: "\n").filter { $0.contains("[error]") }
+            let upstreamErrors = LoadDuringRestart.upstreamErrors(of: server)
             print(
                 "e2e figure: systemd restart through nginx keep-alive, \(method): \(outcome.requests) requests, "
                     + "\(outcome.errors) client errors \(outcome.detail); nginx logged \(upstreamErrors.count) "
