@@ -30,6 +30,10 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// cause mid-decode), and what was left when decoding stopped because the output was over
     /// its bound. At most the reads of one read event (reading is paused meanwhile).
     private var backlog = CircularBuffer<ByteBuffer>()
+    /// The web server, from the first request's `SERVER_SOFTWARE` (nginx's stock
+    /// `fastcgi_params` send `nginx/VERSION`): how to retire a kept connection at shutdown.
+    private var webServerIsKnown = false
+    private var webServerIsNginx = false
     private var writabilityWaiters: [(request: UInt64, continuation: CheckedContinuation<Void, any Error>)] = []
 
     init(application: any GatewayApplication, server: ServerState) {
@@ -353,6 +357,10 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func start(_ request: InFlightRequest, serial: UInt64, variables: CGIVariables) {
         guard let context, let executor else { return }
+        if !webServerIsKnown {
+            webServerIsKnown = true
+            webServerIsNginx = variables["SERVER_SOFTWARE"]?.hasPrefix("nginx/") ?? false
+        }
         var environ = makeEnviron(variables: variables, request: request, serial: serial, eventLoop: context.eventLoop)
         let application: any GatewayApplication
         let maximum = server.limits.maxBodyBytes
@@ -465,13 +473,15 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
             protocolStatus: .requestComplete,
             into: &buffer
         )
-        if end.retiresKeptConnection {
+        if end.retiresKeptConnection, webServerIsNginx {
             // Closing a kept connection races the web server reusing it: nginx may read this
             // END_REQUEST, keep the connection and send the next request on it before our FIN
             // arrives (a 502 for a POST, which it does not retry). nginx keeps an upstream
             // connection only when END_REQUEST ends what it read; a record after it, in the same
             // write, makes it drop the connection instead. An empty FCGI_GET_VALUES_RESULT is
-            // the most harmless record there is.
+            // the most harmless record there is. Only for nginx: Apache's mod_proxy_fcgi checks
+            // a pooled connection before reusing it, and would take the record for the next
+            // request's answer ("bogus rid 0") where it now sees the close.
             ResponseEncoder.writeGetValuesResult([], into: &buffer)
         }
         context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)

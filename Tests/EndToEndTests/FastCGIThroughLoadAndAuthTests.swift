@@ -235,6 +235,8 @@ struct SoakOutcome: Sendable {
     var requests: Int
     var requestsPerSecond: Double
     var errors: Int
+    /// Of `errors`, the answers that were not 2xx or 3xx (the rest are socket errors).
+    var failedAnswers = 0
     var detail: String
 
     /// Runs wrk (HTTP/1.1, kept connections) and reads its summary. `script` (a wrk Lua file)
@@ -268,6 +270,7 @@ struct SoakOutcome: Sendable {
         var requests: Int?
         var rate: Double?
         var errors = 0
+        var failedAnswers = 0
         var detail: [String] = []
         for rawLine in output.split(separator: "\n") {
             let line = rawLine.trimmingCharacters(in: .whitespaces)
@@ -285,6 +288,7 @@ struct SoakOutcome: Sendable {
                 detail.append(line)
             } else if line.hasPrefix("Non-2xx or 3xx responses:"), let value = words.last.flatMap({ Int($0) }) {
                 errors += value
+                failedAnswers = value
                 detail.append(line)
             }
         }
@@ -294,6 +298,7 @@ struct SoakOutcome: Sendable {
             requests: requests,
             requestsPerSecond: rate,
             errors: errors,
+            failedAnswers: failedAnswers,
             detail: detail.joined(separator: "; ")
         )
     }

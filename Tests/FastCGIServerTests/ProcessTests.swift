@@ -95,13 +95,20 @@ extension FastCGIServerTests {
         /// nginx keeps an upstream connection only when FCGI_END_REQUEST ends what it read: a
         /// kept connection that closes during shutdown gets a record after its last
         /// END_REQUEST, in the same write, so that nginx does not send its next request on a
-        /// connection that is closing (a 502 for a POST).
-        @Test func duringShutdownAKeptConnectionIsRetiredWithItsLastResponse() async throws {
+        /// connection that is closing (a 502 for a POST). Not for Apache, which checks a pooled
+        /// connection before reusing it and would read that record as the next answer.
+        @Test(arguments: [("nginx/1.22.1", true), ("Apache/2.4.57 (Debian)", false)])
+        func duringShutdownAKeptConnectionIsRetiredWithItsLastResponse(
+            serverSoftware: String,
+            trailingRecord: Bool
+        ) async throws {
             let probe = try await FastCGIAppProcess.startProbe()
             defer { Task { await probe.cleanUp() } }
             let socket = try RawSocket(unixPath: probe.socketPath)
             var records = Records()
-            records.request(.get("/slow?ms=800", id: 1, keepConnection: true))
+            var request = FastCGITestRequest.get("/slow?ms=800", id: 1, keepConnection: true)
+            request.params.append(("SERVER_SOFTWARE", serverSoftware))
+            records.request(request)
             try socket.write(records.bytes)
             try await Task.sleep(for: .milliseconds(200))
             probe.send(signal: SIGTERM)
@@ -110,9 +117,10 @@ extension FastCGIServerTests {
             let replies = splitRecords(bytes)
             let body = replies.filter { $0.type == RecordType.stdout.rawValue }.flatMap(\.content)
             #expect(String(decoding: body, as: UTF8.self).hasSuffix("done"))
-            let tail = replies.suffix(2).map { "\($0.type)/\($0.id)/\($0.content.count)" }
+            let end = "\(RecordType.endRequest.rawValue)/1/8"
             let retired = "\(RecordType.getValuesResult.rawValue)/0/0"
-            #expect(tail == ["\(RecordType.endRequest.rawValue)/1/8", retired], "\(tail)")
+            let tail = replies.suffix(trailingRecord ? 2 : 1).map { "\($0.type)/\($0.id)/\($0.content.count)" }
+            #expect(tail == (trailingRecord ? [end, retired] : [end]), "\(serverSoftware): \(tail)")
             #expect(await probe.waitForExit(timeout: .seconds(5)) == .exited(0), "log:\n\(probe.log)")
         }
 
