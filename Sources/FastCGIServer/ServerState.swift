@@ -14,6 +14,8 @@ final class ServerState: Sendable {
     /// The roles requests may ask for; others get `FCGI_UNKNOWN_ROLE`. Filter is never among
     /// them: its DATA stream is not implemented, so configuring it changes nothing.
     let roles: Set<Role>
+    /// The status page's and the metrics' figures (shared by every listener of a process).
+    let statistics: ServerStatistics
     private let inFlightRequests = Atomic<Int>(0)
     private let connections = Mutex<[ObjectIdentifier: any Channel]>([:])
     private let shuttingDown = Atomic<Bool>(false)
@@ -23,8 +25,10 @@ final class ServerState: Sendable {
         logger: Logger,
         allowedPeers: WebServerAllowList?,
         multiprocess: Bool,
-        roles: Set<Role>
+        roles: Set<Role>,
+        statistics: ServerStatistics = ServerStatistics()
     ) {
+        self.statistics = statistics
         self.multiprocess = multiprocess
         self.roles = roles.intersection([.responder, .authorizer])
         self.limits = limits
@@ -48,17 +52,20 @@ final class ServerState: Sendable {
 
     /// Registers a new connection; false when the server is at `maxConnections` or stopping.
     func register(_ channel: any Channel) -> Bool {
-        connections.withLock { connections in
+        let registered = connections.withLock { connections in
             guard connections.count < limits.maxConnections, !shuttingDown.load(ordering: .relaxed) else {
                 return false
             }
             connections[ObjectIdentifier(channel)] = channel
             return true
         }
+        statistics.connectionAccepted(opened: registered)
+        return registered
     }
 
     func unregister(_ channel: any Channel) {
-        _ = connections.withLock { $0.removeValue(forKey: ObjectIdentifier(channel)) }
+        let removed = connections.withLock { $0.removeValue(forKey: ObjectIdentifier(channel)) }
+        if removed != nil { statistics.connectionClosed() }
     }
 
     var connectionCount: Int { connections.withLock { $0.count } }
