@@ -232,6 +232,37 @@ import Testing
         #expect(warnings.first?.metadata["request-id"] != nil)
     }
 
+    /// The development server (`--http`) runs the same interception and counting.
+    @Test func theHTTPDevelopmentServerAnswersThemToo() async throws {
+        let port = try PortAllocator.freePort()
+        let logger = Logger(label: "status-tests")
+        let options = try GatewayOptions.parse([
+            "--http", "127.0.0.1:\(port)", "--status-path", "/status", "--ping-path", "/ping",
+        ])
+        let server = GatewayServer(Self.application, options: options, logger: logger)
+        let group = ServiceGroup(configuration: .init(services: [.init(service: server)], logger: logger))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            defer { tasks.cancelAll() }
+            let deadline = ContinuousClock.now + .seconds(20)
+            while !PortAllocator.isListening(port: port), ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            let ping = try await HTTPClient.send(port: port, method: "GET", target: "/ping")
+            #expect(ping.status == 200)
+            #expect(String(decoding: ping.body, as: UTF8.self) == "pong")
+            #expect(ping.headers.first { $0.name.lowercased() == "cache-control" }?.value == "no-store")
+            let hello = try await HTTPClient.send(port: port, method: "GET", target: "/hello")
+            #expect(String(decoding: hello.body, as: UTF8.self) == "hello")
+            let status = try await HTTPClient.send(port: port, method: "GET", target: "/status?json")
+            let figures = try JSONSerialization.jsonObject(with: Data(status.body)) as? [String: Int]
+            #expect(figures?["requests"] == 3, "\(String(decoding: status.body, as: UTF8.self))")
+            #expect(figures?["requests_in_flight"] == 1)
+            await group.triggerGracefulShutdown()
+            try await tasks.next()
+        }
+    }
+
     @Test func figuresArePublishedAsSwiftMetrics() throws {
         let metrics = TestMetrics()
         let statistics = ServerStatistics()
