@@ -35,6 +35,10 @@ struct StatusConfiguration: Sendable {
 /// `SCRIPT_NAME` (Debian's `fastcgi_params`) or in `PATH_INFO` (`SCRIPT_NAME ""`), and never
 /// the raw `REQUEST_URI`, whose percent-encoding and query a client controls.
 ///
+/// Only responder requests: one whose `FCGI_ROLE` (mod_authnz_fcgi sends `AUTHORIZER`) names
+/// another role goes to the application, since an Authorizer's `200` allows the request it
+/// was asked about.
+///
 /// A request ends, for the in-flight figure and the slow threshold, when its response body
 /// has been written (a streaming body included), or when the application threw.
 struct StatusApplication<Wrapped: GatewayApplication>: GatewayApplication {
@@ -52,7 +56,10 @@ struct StatusApplication<Wrapped: GatewayApplication>: GatewayApplication {
 
     nonisolated(nonsending) func respond(to environ: Environ) async throws -> GatewayResponse {
         statistics.requestStarted()
-        if configuration.statusPath != nil || configuration.pingPath != nil {
+        // Responder requests only: an Authorizer's 200 would allow the request it was asked about.
+        if configuration.statusPath != nil || configuration.pingPath != nil,
+            environ["FCGI_ROLE"].map({ $0 == "RESPONDER" }) ?? true
+        {
             let path = environ.path
             if path == configuration.pingPath {
                 defer { statistics.requestFinished() }
@@ -69,19 +76,19 @@ struct StatusApplication<Wrapped: GatewayApplication>: GatewayApplication {
                 )
             }
         }
-        let timing = RequestTiming(environ: environ, slowThreshold: slowThreshold)
+        let timing = RequestTiming(slowThreshold: slowThreshold)
         let response: GatewayResponse
         do {
             response = try await wrapped.respond(to: environ)
         } catch {
-            statistics.requestFinished(slow: timing.isSlow())
+            statistics.requestFinished(slow: timing.isSlow(environ))
             throw error
         }
         guard response.body.bytes == nil else {
-            statistics.requestFinished(slow: timing.isSlow())
+            statistics.requestFinished(slow: timing.isSlow(environ))
             return response
         }
-        let completion = StreamCompletion(statistics: statistics, timing: timing)
+        let completion = StreamCompletion(statistics: statistics, timing: timing, environ: environ)
         var streamed = response
         let inner = response.body
         streamed.body = GatewayResponseBody(contentLength: inner.contentLength) { writer in
@@ -121,19 +128,17 @@ struct StatusApplication<Wrapped: GatewayApplication>: GatewayApplication {
 /// When a request started, to tell (and log) whether it was slow. Reads the clock only
 /// when slow requests are counted.
 private struct RequestTiming: Sendable {
-    let environ: Environ
     let slowThreshold: Duration?
     let started: ContinuousClock.Instant?
 
-    init(environ: Environ, slowThreshold: Duration?) {
-        self.environ = environ
+    init(slowThreshold: Duration?) {
         self.slowThreshold = slowThreshold
         started = slowThreshold == nil ? nil : .now
     }
 
     /// Whether the request has run longer than the threshold; logs a warning naming the
     /// request and its duration when it has (in spirit, PHP-FPM's slowlog).
-    func isSlow() -> Bool {
+    func isSlow(_ environ: Environ) -> Bool {
         guard let started, let slowThreshold else { return false }
         let duration = ContinuousClock.now - started
         guard duration > slowThreshold else { return false }
@@ -151,16 +156,18 @@ private struct RequestTiming: Sendable {
 private final class StreamCompletion: Sendable {
     private let statistics: ServerStatistics
     private let timing: RequestTiming
+    private let environ: Environ
     private let finished = Atomic<Bool>(false)
 
-    init(statistics: ServerStatistics, timing: RequestTiming) {
+    init(statistics: ServerStatistics, timing: RequestTiming, environ: Environ) {
         self.statistics = statistics
         self.timing = timing
+        self.environ = environ
     }
 
     func finish() {
         guard !finished.exchange(true, ordering: .relaxed) else { return }
-        statistics.requestFinished(slow: timing.isSlow())
+        statistics.requestFinished(slow: timing.isSlow(environ))
     }
 
     deinit { finish() }

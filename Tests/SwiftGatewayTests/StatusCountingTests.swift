@@ -107,6 +107,45 @@ import Testing
         }
     }
 
+    /// An Authorizer's 200 allows the request: a status path must never answer one.
+    @Test func authorizerRequestsReachTheApplication() async throws {
+        let directory = try TemporaryDirectory(prefix: "sgw-", in: "/tmp")
+        defer { directory.remove() }
+        let socket = directory.path + "/fcgi.sock"
+        let logger = Logger(label: "status-tests")
+        let options = try GatewayOptions.parse(["--socket", socket, "--status-path", "/status", "--ping-path", "/ping"])
+        let server = GatewayServer(
+            Self.application,
+            options: options,
+            roles: [.responder, .authorizer],
+            logger: logger
+        )
+        let group = ServiceGroup(configuration: .init(services: [.init(service: server)], logger: logger))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            let client = try await connect(unixPath: socket)
+            for (id, path) in [(UInt16(1), "/ping"), (2, "/status")] {
+                let asked = try await client.perform(
+                    FastCGITestRequest(
+                        id: id,
+                        role: .authorizer,
+                        keepConnection: true,
+                        params: FastCGITestRequest.cgiParams(
+                            method: "GET",
+                            target: path,
+                            extra: [("FCGI_ROLE", "AUTHORIZER")]
+                        )
+                    )
+                )
+                #expect(asked.status == 404, "\(path): \(asked.bodyString)")
+            }
+            #expect(try await client.perform(.get("/ping", id: 3, keepConnection: true)).bodyString == "pong")
+            await client.close()
+            await group.triggerGracefulShutdown()
+            try await tasks.next()
+        }
+    }
+
     @Test func statusPathAnswersInEachFormat() async throws {
         try await Self.withServer(["--status-path", "/status"]) { socket in
             let client = try await connect(unixPath: socket)
