@@ -31,6 +31,11 @@ import Darwin
 /// `successTerminationBehavior: .gracefullyShutdownGroup` so that this ends the others
 /// (the default, `.cancelGroup`, makes the group throw `serviceFinishedUnexpectedly`).
 ///
+/// Over FastCGI and `--http` it counts its requests, connections, refusals and limit hits,
+/// answers `--status-path` and `--ping-path` itself (as PHP-FPM's status page and ping), and
+/// publishes the same figures as swift-metrics counters and gauges (`gateway_requests_total`,
+/// …) to the `MetricsSystem` bootstrapped when ``run()`` starts.
+///
 /// It never bootstraps logging and never exits: it logs through the `logger` it is given
 /// (each request's `environ.logger` adds the request id, method and path to it), and
 /// reports failures by throwing. In CGI mode standard output is the response, so that
