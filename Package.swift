@@ -89,6 +89,8 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                // The status page's figures as metrics (only the API: an app bootstraps a backend).
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ]
         ),
         // A local HTTP/1.1 server for development: the environ filled as nginx's fastcgi_params would.
@@ -282,7 +284,8 @@ let package = Package(
         .testTarget(
             name: "SwiftGatewayTests",
             dependencies: [
-                "SwiftGateway", "GatewayTestHarness", "FastCGI",
+                "SwiftGateway", "GatewayTestHarness", "FastCGI", "FastCGIServer",
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

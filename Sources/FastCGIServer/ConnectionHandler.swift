@@ -137,6 +137,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
         } catch {
             logger.error("closing FastCGI connection from \(peer(context)) on malformed input: \(error)")
+            server.statistics.decodingFailed(error)
             machine.failed()
             context.close(promise: nil)
         }
@@ -238,6 +239,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 makePayload: { makeRequest(id: id, context: context) }
             )
             guard case .refuse(let status, let reason, let close) = action else { return }
+            if status == .overloaded { server.statistics.overloadedRefusal() }
             if status == .unknownRole {
                 logger.info("refusing request \(id): unknown role \(role.rawValue)")
             } else {
@@ -261,6 +263,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
             case .overLimit(let request, let maximum):
                 // Its reader gets the error, which becomes a 413.
                 logger.warning("request \(id): body over the limit of \(maximum) bytes")
+                server.statistics.bodyLimitHit()
                 machine.bodyBuffered(-request.body.fail(RequestBodyTooLarge(maximum: maximum)))
             }
         case .stdinEnd(let id):
@@ -366,6 +369,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let maximum = server.limits.maxBodyBytes
         if let contentLength = environ.contentLength, contentLength > maximum {
             environ.logger.warning("body of \(contentLength) bytes over the limit, answering 413")
+            server.statistics.bodyLimitHit()
             environ.input = .empty
             application = ClosureApplication { _ in throw RequestBodyTooLarge(maximum: maximum) }
         } else {

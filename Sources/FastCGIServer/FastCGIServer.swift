@@ -37,6 +37,9 @@ public struct FastCGIServer<App: GatewayApplication>: Service {
         public var roles: Set<Role>
         /// Where the server logs.
         public var logger: Logger
+        /// Where the server counts connections, refusals and limit hits: the process's status
+        /// page and metrics (SwiftGateway); nil counts into statistics nobody reads.
+        package var statistics: ServerStatistics?
 
         /// A configuration listening at `address` with default limits.
         public init(
@@ -87,7 +90,8 @@ public struct FastCGIServer<App: GatewayApplication>: Service {
             logger: logger,
             allowedPeers: configuration.allowedPeers,
             multiprocess: configuration.address.isInherited,
-            roles: configuration.roles
+            roles: configuration.roles,
+            statistics: configuration.statistics ?? ServerStatistics()
         )
         let unsupported = configuration.roles.subtracting(state.roles)
         if !unsupported.isEmpty {

@@ -14,6 +14,8 @@ final class ServerState: Sendable {
     /// The roles requests may ask for; others get `FCGI_UNKNOWN_ROLE`. Filter is never among
     /// them: its DATA stream is not implemented, so configuring it changes nothing.
     let roles: Set<Role>
+    /// The status page's and the metrics' figures (shared by every listener of a process).
+    let statistics: ServerStatistics
     private let inFlightRequests = Atomic<Int>(0)
     private let connections = Mutex(Connections())
 
@@ -33,8 +35,10 @@ final class ServerState: Sendable {
         logger: Logger,
         allowedPeers: WebServerAllowList?,
         multiprocess: Bool,
-        roles: Set<Role>
+        roles: Set<Role>,
+        statistics: ServerStatistics = ServerStatistics()
     ) {
+        self.statistics = statistics
         self.multiprocess = multiprocess
         self.roles = roles.intersection([.responder, .authorizer])
         self.limits = limits
@@ -74,16 +78,20 @@ final class ServerState: Sendable {
 
     /// Registers a new connection.
     func register(_ channel: any Channel) -> Registration {
-        connections.withLock { connections in
+        let registration = connections.withLock { connections -> Registration in
             connections.settingUp.remove(ObjectIdentifier(channel))
             guard connections.open.count < limits.maxConnections else { return .refused }
             connections.open[ObjectIdentifier(channel)] = channel
             return .registered(shutdownLinger: connections.shutdownLinger)
         }
+        let opened = if case .registered = registration { true } else { false }
+        statistics.connectionAccepted(opened: opened)
+        return registration
     }
 
     func unregister(_ channel: any Channel) {
-        _ = connections.withLock { $0.open.removeValue(forKey: ObjectIdentifier(channel)) }
+        let removed = connections.withLock { $0.open.removeValue(forKey: ObjectIdentifier(channel)) }
+        if removed != nil { statistics.connectionClosed() }
     }
 
     /// Connections accepted and not yet registered or closed.

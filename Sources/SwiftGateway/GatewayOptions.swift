@@ -99,6 +99,15 @@ public struct GatewayOptions: ParsableArguments, Sendable {
     @Option(help: Setting.threads.help)
     var threads: String?
 
+    @Option(help: Setting.statusPath.help)
+    var statusPath: String?
+
+    @Option(help: Setting.pingPath.help)
+    var pingPath: String?
+
+    @Option(help: Setting.slowRequestSeconds.help)
+    var slowRequestSeconds: String?
+
     @Option(
         name: .customLong("log-level"),
         help: """

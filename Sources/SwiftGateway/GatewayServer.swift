@@ -31,6 +31,11 @@ import Darwin
 /// `successTerminationBehavior: .gracefullyShutdownGroup` so that this ends the others
 /// (the default, `.cancelGroup`, makes the group throw `serviceFinishedUnexpectedly`).
 ///
+/// Over FastCGI and `--http` it counts its requests, connections, refusals and limit hits,
+/// answers `--status-path` and `--ping-path` itself (as PHP-FPM's status page and ping), and
+/// publishes the same figures as swift-metrics counters and gauges (`gateway_requests_total`,
+/// …) to the `MetricsSystem` bootstrapped when ``run()`` starts.
+///
 /// It never bootstraps logging and never exits: it logs through the `logger` it is given
 /// (each request's `environ.logger` adds the request id, method and path to it), and
 /// reports failures by throwing. In CGI mode standard output is the response, so that
@@ -89,6 +94,12 @@ public struct GatewayServer: Service {
             return
         }
         let settings = try GatewaySettings(options, environment: .process)
+        // One set of figures for the process: its status page and its metrics.
+        let statistics = ServerStatistics()
+        let status = StatusConfiguration(settings)
+        let metrics = StatisticsMetrics.run(statistics: statistics, configuration: status)
+        defer { metrics.cancel() }
+        let application = Self.counted(self.application, statistics: statistics, configuration: status)
         if let http = settings.http {
             try await Self.serveHTTP(application, address: http, settings: settings, logger: logger)
             return
@@ -106,11 +117,12 @@ public struct GatewayServer: Service {
             listeners = [Listener(address: .inheritedDescriptor(0), name: nil)]
         } else {
             // Neither FastCGI nor a CGI request: the CGI runner explains how to start the app.
-            try Self.check(await CGIServer.run(application, logger: logger))
+            try Self.check(await CGIServer.run(self.application, logger: logger))
             return
         }
         try await Self.serveFastCGI(
             application,
+            statistics: statistics,
             listeners: listeners,
             settings: settings,
             roles: roles,
@@ -162,6 +174,16 @@ public struct GatewayServer: Service {
         }
     }
 
+    /// `application` inside the status and ping paths and the request counting, its concrete
+    /// type kept (opened here) so that the server is specialized for it.
+    private static func counted<App: GatewayApplication>(
+        _ application: App,
+        statistics: ServerStatistics,
+        configuration: StatusConfiguration
+    ) -> any GatewayApplication {
+        StatusApplication(application, statistics: statistics, configuration: configuration)
+    }
+
     private static func check(_ status: Int32) throws {
         if status != 0 { throw CGIFailure(exitStatus: status) }
     }
@@ -184,6 +206,7 @@ public struct GatewayServer: Service {
 
     private static func serveFastCGI<App: GatewayApplication>(
         _ application: App,
+        statistics: ServerStatistics,
         listeners: [Listener],
         settings: GatewaySettings,
         roles: Set<FastCGIRole>,
@@ -194,18 +217,16 @@ public struct GatewayServer: Service {
         let waitingToListen = Countdown(listeners.count)
         let serving = listeners.map(\.description).joined(separator: ", ")
         let servers = listeners.map { listener in
-            FastCGIServer(
-                application: application,
-                configuration: .init(
-                    address: listener.address,
-                    limits: settings.limits,
-                    allowedPeers: WebServerAllowList(getenv("FCGI_WEB_SERVER_ADDRS").map { String(cString: $0) }),
-                    shutdownGracePeriod: .seconds(settings.shutdownTimeoutSeconds),
-                    roles: Set(roles.map(\.wireRole)),
-                    logger: logger
-                ),
-                eventLoopGroup: eventLoops
+            var configuration = FastCGIServer<App>.Configuration(
+                address: listener.address,
+                limits: settings.limits,
+                allowedPeers: WebServerAllowList(getenv("FCGI_WEB_SERVER_ADDRS").map { String(cString: $0) }),
+                shutdownGracePeriod: .seconds(settings.shutdownTimeoutSeconds),
+                roles: Set(roles.map(\.wireRole)),
+                logger: logger
             )
+            configuration.statistics = statistics
+            return FastCGIServer(application: application, configuration: configuration, eventLoopGroup: eventLoops)
         }
         do {
             try await withGracefulShutdownHandler {

@@ -180,6 +180,27 @@ enum Setting {
             """
     )
 
+    static let slowRequestSeconds = NumericSetting(
+        flag: "slow-request-seconds",
+        variable: "GATEWAY_SLOW_REQUEST_SECONDS",
+        range: 0...year,
+        defaultValue: 5,
+        summary: "A request that runs longer is counted as slow and logged with a warning; 0: never"
+    )
+    static let statusPath = PathSetting(
+        flag: "status-path",
+        variable: "GATEWAY_STATUS_PATH",
+        summary: """
+            Answer this request path (SCRIPT_NAME + PATH_INFO, e.g. /status) with the server's status \
+            (?json, ?openmetrics or ?prometheus for those formats) instead of the application; off unless set
+            """
+    )
+    static let pingPath = PathSetting(
+        flag: "ping-path",
+        variable: "GATEWAY_PING_PATH",
+        summary: "Answer this request path (e.g. /ping) with 200 pong instead of the application; off unless set"
+    )
+
     static let logLevelNames = Logger.Level.allCases.map(\.rawValue)
 
     /// `text` as a log level, in any case; an error naming `source` otherwise.
@@ -197,6 +218,37 @@ enum Setting {
             return try logLevel(text, source: "GATEWAY_LOG_LEVEL=\(text)")
         }
         return .info
+    }
+}
+
+/// A request path the server answers itself (status, ping): its flag, its variable, its help.
+struct PathSetting: Sendable {
+    let flag: String
+    let variable: String
+    let summary: String
+
+    var help: ArgumentHelp { ArgumentHelp("\(summary). [env: \(variable)]") }
+
+    /// The flag's path, else the variable's, else nil; one that does not start with `/`, or
+    /// holds a `?`, a space or a control character (it could never match a request path), is
+    /// an error naming it.
+    func value(_ flagValue: String?, _ environment: SettingsEnvironment) throws -> String? {
+        let (source, text): (String, String)
+        if let flagValue {
+            (source, text) = ("--\(flag) \(flagValue)", flagValue)
+        } else if let variable = environment[variable] {
+            (source, text) = ("\(self.variable)=\(variable)", variable)
+        } else {
+            return nil
+        }
+        guard text.hasPrefix("/"), text.utf8.count <= 1024,
+            !text.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7F || $0 == UInt8(ascii: "?") })
+        else {
+            throw ValidationError(
+                "\(source) is invalid: expected a request path that starts with /, e.g. /status, without ? or spaces."
+            )
+        }
+        return text
     }
 }
 
@@ -224,6 +276,12 @@ struct GatewaySettings: Sendable {
     /// Event-loop threads, or nil for one per usable CPU.
     var threads: Int?
     var logLevel: Logger.Level
+    /// The request path answered with the status page, or nil (off).
+    var statusPath: String?
+    /// The request path answered with `pong`, or nil (off).
+    var pingPath: String?
+    /// Seconds after which a request counts as slow; 0: never.
+    var slowRequestSeconds: Int
 
     init(_ options: GatewayOptions, environment: SettingsEnvironment) throws {
         // A flag names the mode over the other mode's variables; two flags, or two variables,
@@ -274,6 +332,12 @@ struct GatewaySettings: Sendable {
         shutdownTimeoutSeconds = try Setting.shutdownTimeout.value(options.shutdownTimeout, environment)
         threads = try Setting.threads.optionalValue(options.threads, environment)
         logLevel = try Setting.logLevel(flag: options.logLevelFlag, environment)
+        statusPath = try Setting.statusPath.value(options.statusPath, environment)
+        pingPath = try Setting.pingPath.value(options.pingPath, environment)
+        if let statusPath, statusPath == pingPath {
+            throw ValidationError("--status-path and --ping-path both name \(statusPath): give them different paths.")
+        }
+        slowRequestSeconds = try Setting.slowRequestSeconds.value(options.slowRequestSeconds, environment)
     }
 
     /// The longest Unix socket path SwiftNIO binds: what every platform's `sun_path` holds.

@@ -14,6 +14,7 @@ import Testing
             "--socket-mode", "0600", "--max-requests-per-connection", "65535", "--idle-timeout", "0",
             "--params-timeout", "5", "--stall-timeout", "5", "--close-timeout", "1",
             "--output-buffer-bytes", "65536", "--threads", "2", "--shutdown-timeout", "31536000",
+            "--status-path", "/fpm-status", "--ping-path", "/ping", "--slow-request-seconds", "0",
         ])
         #expect(options.logLevel == .debug)
         #expect(try GatewayOptions.parse([]).logLevel == .info)
@@ -28,6 +29,9 @@ import Testing
         ["--max-body-bytes", "1e9"], ["--idle-timeout", "99999999999"], ["--threads", "0"],
         ["--params-timeout", "0"], ["--output-buffer-bytes", "1"], ["--log-level", "loud"],
         ["--socket-mode", "0999"], ["--socket-mode", "1777"], ["--host", ""],
+        ["--status-path", "status"], ["--status-path", ""], ["--ping-path", "/ping?x"], ["--ping-path", "/a b"],
+        ["--status-path", "/s", "--ping-path", "/s"], ["--slow-request-seconds", "-1"],
+        ["--slow-request-seconds", "99999999999"],
     ]
 
     @Test(arguments: badFlags) func badFlagIsAnError(arguments: [String]) {
@@ -55,6 +59,12 @@ import Testing
         ([], ["GATEWAY_CLOSE_TIMEOUT": "99999999999"], "GATEWAY_CLOSE_TIMEOUT="),
         ([], ["GATEWAY_OUTPUT_BUFFER_BYTES": "12"], "GATEWAY_OUTPUT_BUFFER_BYTES=12"),
         ([], ["GATEWAY_SHUTDOWN_TIMEOUT": "4s"], "GATEWAY_SHUTDOWN_TIMEOUT=4s"),
+        (["--status-path", "status"], [:], "--status-path status"),
+        (["--ping-path", "/a?b"], [:], "--ping-path /a?b"),
+        ([], ["GATEWAY_STATUS_PATH": "status"], "GATEWAY_STATUS_PATH=status"),
+        ([], ["GATEWAY_PING_PATH": "ping"], "GATEWAY_PING_PATH=ping"),
+        ([], ["GATEWAY_STATUS_PATH": "/x", "GATEWAY_PING_PATH": "/x"], "--status-path and --ping-path"),
+        ([], ["GATEWAY_SLOW_REQUEST_SECONDS": "1.5"], "GATEWAY_SLOW_REQUEST_SECONDS=1.5"),
     ]
 
     @Test(arguments: badSettings.indices) func probeExits64NamingTheBadValue(index: Int) async throws {
@@ -112,7 +122,7 @@ import Testing
             "GATEWAY_MAX_PARAMS_BYTES", "GATEWAY_MAX_PARAMS_BYTES_PER_CONNECTION", "GATEWAY_MAX_PARAMS",
             "GATEWAY_MAX_BODY_BYTES", "GATEWAY_OUTPUT_BUFFER_BYTES", "GATEWAY_IDLE_TIMEOUT", "GATEWAY_PARAMS_TIMEOUT",
             "GATEWAY_STALL_TIMEOUT", "GATEWAY_CLOSE_TIMEOUT", "GATEWAY_SHUTDOWN_TIMEOUT", "GATEWAY_THREADS",
-            "GATEWAY_LOG_LEVEL",
+            "GATEWAY_LOG_LEVEL", "GATEWAY_STATUS_PATH", "GATEWAY_PING_PATH", "GATEWAY_SLOW_REQUEST_SECONDS",
         ] {
             #expect(help.contains("[env: \(variable)]"), "\(variable) missing from:\n\(help)")
         }
