@@ -370,7 +370,6 @@ struct ConnectionStateMachine {
         now: Instant,
         makePayload: () -> Payload
     ) -> BeginAction {
-        lingerUntil = nil  // the web server used the connection: it closes once idle again
         let refusal: (ProtocolStatus, String)?
         if !roleAccepted {
             refusal = (.unknownRole, "unknown role")
@@ -395,6 +394,9 @@ struct ConnectionStateMachine {
             return .refuse(status, reason: reason, close: close)
         }
         requestsInFlight += 1
+        // The web server used the connection: it closes as soon as this request has ended. (A
+        // refused one leaves the linger running: its end closes the connection.)
+        lingerUntil = nil
         nextSerial &+= 1
         requests[id] = Request(
             serial: nextSerial,
@@ -586,8 +588,8 @@ struct ConnectionStateMachine {
     }
 
     /// Graceful shutdown began. Requests in flight finish, and the connection closes right
-    /// after the last one's `FCGI_END_REQUEST`, its FIN in the same flush: nginx sees the
-    /// close with the response and does not keep the connection. An idle connection stays
+    /// after the last one's `FCGI_END_REQUEST` is written (`retiresKeptConnection` tells the
+    /// web server, in that write, not to keep the connection). An idle connection stays
     /// open for `linger` first, and a request arriving meanwhile is served the same way: a
     /// web server that holds kept connections (nginx reuses its most recent one first, without
     /// notice) may already be sending on it, and a close it races would fail that request

@@ -115,6 +115,8 @@ public struct FastCGIServer<App: GatewayApplication>: Service {
         } onCancelOrGracefulShutdown: {
             stop.finish()
         }
+        // Every step of the stop counts against the grace period, from now.
+        let deadline = ContinuousClock.now + configuration.shutdownGracePeriod
         // Remove the socket file first: no web server can connect any more, and a new instance
         // may bind the same path while this one finishes its requests (its file must survive
         // this one's exit).
@@ -129,20 +131,20 @@ public struct FastCGIServer<App: GatewayApplication>: Service {
             if let listeningDescriptor {
                 // A web server that connected before the file went away has sent its request
                 // already: accept what waits in the backlog instead of resetting it.
-                await Self.waitForEmptyBacklog(of: listeningDescriptor, timeout: .seconds(1))
+                await Self.waitForEmptyBacklog(of: listeningDescriptor, until: min(deadline, .now + .seconds(1)))
             }
             // Stop accepting (what still waits stays in the kernel's backlog for whoever shares
             // an inherited socket), and let the connections accepted so far become active:
             // SwiftNIO closes, unanswered, one whose set-up completes after the listening
             // channel closed.
             try? await serverChannel.setOption(.autoRead, value: false).get()
-            let setUpBy = ContinuousClock.now + .seconds(1)
-            while state.connectionsSettingUp > 0, ContinuousClock.now < setUpBy {
+            let setUpBy = min(deadline, .now + .seconds(1))
+            while state.connectionsSettingUp > 0, ContinuousClock.now < setUpBy, !Task.isCancelled {
                 try? await Task.sleep(for: .milliseconds(1))
             }
         }
         try? await serverChannel.close()
-        await drain(state: state, linger: linger)
+        await drain(state: state, linger: linger, until: deadline)
         logger.info("FastCGI server stopped")
     }
 
@@ -152,11 +154,10 @@ public struct FastCGIServer<App: GatewayApplication>: Service {
     static var shutdownLinger: Duration { .milliseconds(250) }
 
     /// Waits until the listening socket has no connection waiting to be accepted (SwiftNIO
-    /// accepts them meanwhile), or `timeout` passes.
-    private static func waitForEmptyBacklog(of descriptor: CInt, timeout: Duration) async {
-        let deadline = ContinuousClock.now + timeout
+    /// accepts them meanwhile), or `deadline` passes.
+    private static func waitForEmptyBacklog(of descriptor: CInt, until deadline: ContinuousClock.Instant) async {
         var emptyChecks = 0
-        while emptyChecks < 2, ContinuousClock.now < deadline {
+        while emptyChecks < 2, ContinuousClock.now < deadline, !Task.isCancelled {
             var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
             let pending = poll(&entry, 1, 0) > 0 && entry.revents & Int16(POLLIN) != 0
             emptyChecks = pending ? 0 : emptyChecks + 1
@@ -235,14 +236,17 @@ public struct FastCGIServer<App: GatewayApplication>: Service {
 
     /// Lets in-flight requests finish, each connection closing as it becomes idle (idle ones
     /// after `linger`), then closes whatever is left when the grace period is over.
-    private func drain(state: ServerState, linger: Duration) async {
+    private func drain(state: ServerState, linger: Duration, until deadline: ContinuousClock.Instant) async {
         let started = ContinuousClock.now
-        let deadline = started + configuration.shutdownGracePeriod
+        var lastCheck = started
         // A cancelled run stops at once (and its sleeps would not wait).
         while state.connectionCount > 0, ContinuousClock.now < deadline, !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(20))
-            // The sweep ticks too seldom to end a linger on time.
-            if ContinuousClock.now - started >= linger {
+            // The sweep ticks too seldom to end a linger on time: tick every connection once the
+            // linger is over, then every 100 ms (a connection that lingered is closed by then).
+            let now = ContinuousClock.now
+            if now - started >= linger, now - lastCheck >= .milliseconds(100) || lastCheck == started {
+                lastCheck = now
                 let check = DeadlineCheck(now: .now)
                 for channel in state.openConnections { channel.pipeline.fireUserInboundEventTriggered(check) }
             }

@@ -54,6 +54,7 @@ import Glibc
             try await NginxFastCGI.start(shipped: "nginx/fastcgi-two-backends.conf", socketDirectory: directory.path)
         }) { server in
             let loadSeconds = 8
+            let loadStart = ContinuousClock.now
             let load = try LoadDuringRestart.start(
                 method == .post ? "POST" : "GET",
                 port: server.port,
@@ -72,6 +73,11 @@ import Glibc
                 #expect(gone, "backend \(number) still accepts after SIGTERM")
                 let successor = try await start(number, generation: 2)
                 successors.append(successor)
+                // Under load, or the test shows nothing: both restarts inside wrk's run.
+                #expect(
+                    ContinuousClock.now - loadStart < .seconds(loadSeconds) - .milliseconds(500),
+                    "backend \(number)'s successor came up after the load ended"
+                )
                 let exit = await old.waitForExit(timeout: .seconds(40))
                 #expect(exit == .exited(0), "backend \(number) ended \(String(describing: exit)):\n\(old.logTail)")
                 restartTimes.append("backend \(number) replaced in \(Int(seconds(since: began) * 1000)) ms")

@@ -493,6 +493,28 @@ import Testing
         #expect(finish(&machine, 1, serial: first, at: 0.2) == .some(.flushThenClose))
     }
 
+    /// Found by review: a refusal once cleared the linger, and a kept connection then stayed
+    /// open, idle, until the grace period cut it.
+    @Test(arguments: [false, true])
+    func aRequestRefusedDuringTheLingerLeavesTheLingerToCloseTheConnection(roleAccepted: Bool) {
+        slots.available = roleAccepted ? 0 : 100  // refused for want of a slot, or for its role
+        var machine = makeMachine()
+        _ = machine.shutdownRequested(now: at(0), linger: .milliseconds(250))
+        let action = machine.begin(
+            id: 1,
+            keepConnection: true,
+            roleAccepted: roleAccepted,
+            now: at(0.1),
+            makePayload: { InFlightRequest(id: 1, body: StdinBodySource(onConsumed: { _ in })) }
+        )
+        guard case .refuse(_, _, nil) = action else {
+            Issue.record("not refused, or refused with a close: \(action)")
+            return
+        }
+        let closed = machine.tick(now: at(0.25))
+        #expect(closed == .closeGracefully(.flushThenClose))
+    }
+
     @Test func aWebServerClosingItsSideEndsTheLinger() {
         var machine = makeMachine()
         _ = machine.shutdownRequested(now: at(0), linger: .seconds(10))

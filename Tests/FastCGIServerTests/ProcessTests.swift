@@ -106,7 +106,7 @@ extension FastCGIServerTests {
             defer { Task { await probe.cleanUp() } }
             let socket = try RawSocket(unixPath: probe.socketPath)
             var records = Records()
-            var request = FastCGITestRequest.get("/slow?ms=800", id: 1, keepConnection: true)
+            var request = FastCGITestRequest.get("/slow?ms=2000", id: 1, keepConnection: true)
             request.params.append(("SERVER_SOFTWARE", serverSoftware))
             records.request(request)
             try socket.write(records.bytes)

@@ -65,8 +65,16 @@ import Testing
     /// `GET path?json` on its own connection, parsed.
     static func status(_ socket: String, path: String = "/status") async throws -> [String: Int] {
         let client = try await connect(unixPath: socket)
-        defer { Task { await client.close() } }
-        let response = try await client.perform(.get(path + "?json"))
+        let response: FastCGITestResponse
+        do {
+            response = try await client.perform(.get(path + "?json"))
+        } catch {
+            await client.close()
+            throw error
+        }
+        // Closed before returning (not in a detached task, which a busy cooperative pool may run
+        // seconds later): the next status counts no connection of this one.
+        await client.close()
         #expect(response.status == 200)
         let object = try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Int]
         return try #require(object, "\(response.bodyString)")
