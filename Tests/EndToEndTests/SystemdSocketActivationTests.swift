@@ -76,6 +76,16 @@ import Glibc
         )
     }
 
+    /// Stops the apps `holdSocketAndRunTwice` started (by the pids they wrote) and the holder.
+    static func stopHolder(_ holder: RunningProcess, directory: TemporaryDirectory) async {
+        for run in 1...2 {
+            let text = directory.read("app-\(run).pid").trimmingCharacters(in: .whitespacesAndNewlines)
+            let status = directory.read("app-\(run).status")
+            if let pid = pid_t(text), pid > 0, status.isEmpty { kill(pid, SIGKILL) }
+        }
+        await holder.stop()
+    }
+
     @Test func servesEverySocketSystemdPassesAndNotifiesReadyAndStopping() async throws {
         let probe = try Self.probe.get()
         let directory = try TemporaryDirectory(prefix: "swift-gateway-systemd-")
@@ -144,49 +154,55 @@ import Glibc
         defer { directory.remove() }
         let notifications = try NotifySocketListener(path: directory.path + "/notify")
         let socket = directory.path + "/app.sock"
-        let holderProcess = try await Self.holdSocketAndRunTwice(
-            probe,
-            socket: socket,
-            notifySocket: notifications.path,
-            directory: directory
-        )
-        defer { Task { await holderProcess.stop() } }
-        let firstReady = await notifications.waitFor("READY=1", timeout: .seconds(30))
-        try #require(firstReady.found, "the first app sent no READY=1:\n\(holderProcess.logTail)")
+        try await StartedProcesses.with { started in
+            let holderProcess = try await Self.holdSocketAndRunTwice(
+                probe,
+                socket: socket,
+                notifySocket: notifications.path,
+                directory: directory
+            )
+            started.add(stop: { await Self.stopHolder(holderProcess, directory: directory) })
+            let firstReady = await notifications.waitFor("READY=1", timeout: .seconds(30))
+            try #require(firstReady.found, "the first app sent no READY=1:\n\(holderProcess.logTail)")
 
-        let load = ClientLoad(socket: socket, workers: 4, maxRequests: 20_000, deadline: .seconds(90))
-        let loadTask = Task { await load.run() }
-        #expect(await poll(timeout: .seconds(30)) { load.answered >= 200 }, "no load before the restart")
+            let load = ClientLoad(socket: socket, workers: 4, maxRequests: 20_000, deadline: .seconds(90))
+            let loadTask = Task { await load.run() }
+            #expect(await poll(timeout: .seconds(30)) { load.answered >= 200 }, "no load before the restart")
 
-        let firstPID = try #require(pid_t(directory.read("app-1.pid").trimmingCharacters(in: .whitespacesAndNewlines)))
-        let answeredBeforeRestart = load.answered
-        kill(firstPID, SIGTERM)
-        let stopping = await notifications.waitFor("STOPPING=1", timeout: .seconds(30))
-        #expect(stopping.found, "the first app sent no STOPPING=1")
-        let secondReady = await notifications.waitFor("READY=1", timeout: .seconds(60))
-        #expect(secondReady.found, "the second app sent no READY=1:\n\(holderProcess.logTail)")
-        let answeredAtSecondStart = load.answered
-        #expect(await poll(timeout: .seconds(30)) { load.answered >= answeredAtSecondStart + 200 })
-        load.stop()
-        await loadTask.value
+            let firstPID = try #require(
+                pid_t(directory.read("app-1.pid").trimmingCharacters(in: .whitespacesAndNewlines))
+            )
+            let answeredBeforeRestart = load.answered
+            kill(firstPID, SIGTERM)
+            let stopping = await notifications.waitFor("STOPPING=1", timeout: .seconds(30))
+            #expect(stopping.found, "the first app sent no STOPPING=1")
+            let secondReady = await notifications.waitFor("READY=1", timeout: .seconds(60))
+            #expect(secondReady.found, "the second app sent no READY=1:\n\(holderProcess.logTail)")
+            let answeredAtSecondStart = load.answered
+            #expect(await poll(timeout: .seconds(30)) { load.answered >= answeredAtSecondStart + 200 })
+            load.stop()
+            await loadTask.value
 
-        // What the held socket guarantees: no connection is refused, not even while no process
-        // accepts.
-        #expect(load.refused.isEmpty, "\(load.refused.count) refused connection(s): \(load.refused.prefix(5))")
-        // None is lost either: not a connection the old process accepted just before SIGTERM
-        // whose request it had not read yet (it waits for that request and serves it), nor one
-        // accepted a moment before its listening channel closed (it waits for its set-up).
-        #expect(load.lost.isEmpty, "\(load.lost.count) lost request(s): \(load.lost.prefix(5))")
-        #expect(load.answered > answeredBeforeRestart + 200)
-        #expect(directory.read("app-1.status").trimmingCharacters(in: .whitespacesAndNewlines) == "0")
-        let secondPID = try #require(pid_t(directory.read("app-2.pid").trimmingCharacters(in: .whitespacesAndNewlines)))
-        #expect(secondPID != firstPID)
-        kill(secondPID, SIGTERM)
-        #expect(await holderProcess.waitForExit(timeout: .seconds(30)) == .exited(0), "\(holderProcess.logTail)")
-        #expect(directory.read("app-2.status").trimmingCharacters(in: .whitespacesAndNewlines) == "0")
-        print(
-            "systemd restart under load: \(load.answered) answered, \(load.refused.count) refused, \(load.lost.count) lost, slowest \(load.slowest)"
-        )
+            // What the held socket guarantees: no connection is refused, not even while no process
+            // accepts.
+            #expect(load.refused.isEmpty, "\(load.refused.count) refused connection(s): \(load.refused.prefix(5))")
+            // None is lost either: not a connection the old process accepted just before SIGTERM
+            // whose request it had not read yet (it waits for that request and serves it), nor one
+            // accepted a moment before its listening channel closed (it waits for its set-up).
+            #expect(load.lost.isEmpty, "\(load.lost.count) lost request(s): \(load.lost.prefix(5))")
+            #expect(load.answered > answeredBeforeRestart + 200)
+            #expect(directory.read("app-1.status").trimmingCharacters(in: .whitespacesAndNewlines) == "0")
+            let secondPID = try #require(
+                pid_t(directory.read("app-2.pid").trimmingCharacters(in: .whitespacesAndNewlines))
+            )
+            #expect(secondPID != firstPID)
+            kill(secondPID, SIGTERM)
+            #expect(await holderProcess.waitForExit(timeout: .seconds(30)) == .exited(0), "\(holderProcess.logTail)")
+            #expect(directory.read("app-2.status").trimmingCharacters(in: .whitespacesAndNewlines) == "0")
+            print(
+                "systemd restart under load: \(load.answered) answered, \(load.refused.count) refused, \(load.lost.count) lost, slowest \(load.slowest)"
+            )
+        }
     }
 
     /// The same restart of the only backend, seen by clients of a web server that keeps its
@@ -201,81 +217,86 @@ import Glibc
         defer { directory.remove() }
         let notifications = try NotifySocketListener(path: directory.path + "/notify")
         let socket = directory.path + "/app.sock"
-        let holderProcess = try await Self.holdSocketAndRunTwice(
-            probe,
-            socket: socket,
-            notifySocket: notifications.path,
-            directory: directory
-        )
-        defer { Task { await holderProcess.stop() } }
-        try await WebServerInstance.with({
-            if webServer == "Apache" {
-                // Apache's workers run as another user (systemd/swift-gateway.socket gives the
-                // socket to the web server's group with SocketGroup=; the tool has no such option).
-                chmod(socket, 0o666)
-                let config = try ShippedConfig.load("apache/proxy-fcgi.conf", socketDirectory: directory.path)
-                return try await ApacheFastCGI.start(name: "Apache (proxy-fcgi.conf)", serverContext: config)
-            }
-            return try await NginxFastCGI.start(shipped: "nginx/fastcgi-unix.conf", socketDirectory: directory.path)
-        }) { server in
-            let firstReady = await notifications.waitFor("READY=1", timeout: .seconds(30))
-            try #require(firstReady.found, "the first app sent no READY=1:\n\(holderProcess.logTail)")
-            let loadSeconds = 6
-            let loadStart = ContinuousClock.now
-            let load = try LoadDuringRestart.start(
-                method,
-                port: server.port,
-                directory: directory,
-                seconds: loadSeconds
+        try await StartedProcesses.with { started in
+            let holderProcess = try await Self.holdSocketAndRunTwice(
+                probe,
+                socket: socket,
+                notifySocket: notifications.path,
+                directory: directory
             )
-            try await Task.sleep(for: .seconds(2))
-            let firstPID = try #require(
-                pid_t(directory.read("app-1.pid").trimmingCharacters(in: .whitespacesAndNewlines))
-            )
-            let began = ContinuousClock.now
-            kill(firstPID, SIGTERM)
-            let secondReady = await notifications.waitFor("READY=1", timeout: .seconds(30))
-            #expect(secondReady.found, "the second app sent no READY=1:\n\(holderProcess.logTail)")
-            let restart = ContinuousClock.now - began
-            #expect(
-                ContinuousClock.now - loadStart < .seconds(loadSeconds) - .milliseconds(500),
-                "the successor came up after the load ended"
-            )
-            let outcome = try await load.value
-            let upstreamErrors = LoadDuringRestart.upstreamErrors(of: server)
-            print(
-                "e2e figure: systemd restart through \(webServer) keeping connections, \(method): \(outcome.requests) "
-                    + "requests, \(outcome.errors) client errors \(outcome.detail); it logged \(upstreamErrors.count) "
-                    + "upstream error(s); successor ready \(restart) after SIGTERM"
-            )
-            if webServer == "nginx" {
-                #expect(
-                    outcome.errors == 0,
-                    "\(outcome.errors) client errors: \(outcome.detail)\n\(upstreamErrors.prefix(10).joined(separator: "\n"))"
-                )
-            } else {
-                // wrk's read errors behind Apache come from Apache closing kept client
-                // connections (MaxKeepAliveRequests), restart or not: count the failed answers.
-                let proxyErrors = server.errorLog.split(separator: "\n").filter { $0.contains("proxy_fcgi:error") }
-                print("e2e figure: Apache logged \(proxyErrors.count) proxy_fcgi error(s)")
-                // Known, but bounded: a few per restart, not a window of failures.
-                #expect(outcome.failedAnswers < 100, "\(outcome.failedAnswers) failed answers")
-                withKnownIssue(
-                    "Apache mod_proxy_fcgi reuses a pooled connection the draining app has just closed",
-                    isIntermittent: true
-                ) {
-                    #expect(
-                        outcome.failedAnswers == 0,
-                        "\(outcome.failedAnswers) failed answers\n\(proxyErrors.prefix(6).joined(separator: "\n"))"
-                    )
+            started.add(stop: { await Self.stopHolder(holderProcess, directory: directory) })
+            try await WebServerInstance.with({
+                if webServer == "Apache" {
+                    // Apache's workers run as another user (systemd/swift-gateway.socket gives the
+                    // socket to the web server's group with SocketGroup=; the tool has no such option).
+                    chmod(socket, 0o666)
+                    let config = try ShippedConfig.load("apache/proxy-fcgi.conf", socketDirectory: directory.path)
+                    return try await ApacheFastCGI.start(name: "Apache (proxy-fcgi.conf)", serverContext: config)
                 }
+                return try await NginxFastCGI.start(shipped: "nginx/fastcgi-unix.conf", socketDirectory: directory.path)
+            }) { server in
+                let firstReady = await notifications.waitFor("READY=1", timeout: .seconds(30))
+                try #require(firstReady.found, "the first app sent no READY=1:\n\(holderProcess.logTail)")
+                let loadSeconds = 6
+                let loadStart = ContinuousClock.now
+                let load = try LoadDuringRestart.start(
+                    method,
+                    port: server.port,
+                    directory: directory,
+                    seconds: loadSeconds
+                )
+                try await Task.sleep(for: .seconds(2))
+                let firstPID = try #require(
+                    pid_t(directory.read("app-1.pid").trimmingCharacters(in: .whitespacesAndNewlines))
+                )
+                let began = ContinuousClock.now
+                kill(firstPID, SIGTERM)
+                let secondReady = await notifications.waitFor("READY=1", timeout: .seconds(30))
+                #expect(secondReady.found, "the second app sent no READY=1:\n\(holderProcess.logTail)")
+                let restart = ContinuousClock.now - began
+                #expect(
+                    ContinuousClock.now - loadStart < .seconds(loadSeconds) - .milliseconds(500),
+                    "the successor came up after the load ended"
+                )
+                let outcome = try await load.value
+                let upstreamErrors = LoadDuringRestart.upstreamErrors(of: server)
+                print(
+                    "e2e figure: systemd restart through \(webServer) keeping connections, \(method): \(outcome.requests) "
+                        + "requests, \(outcome.errors) client errors \(outcome.detail); it logged \(upstreamErrors.count) "
+                        + "upstream error(s); successor ready \(restart) after SIGTERM"
+                )
+                if webServer == "nginx" {
+                    #expect(
+                        outcome.errors == 0,
+                        "\(outcome.errors) client errors: \(outcome.detail)\n\(upstreamErrors.prefix(10).joined(separator: "\n"))"
+                    )
+                } else {
+                    // wrk's read errors behind Apache come from Apache closing kept client
+                    // connections (MaxKeepAliveRequests), restart or not: count the failed answers.
+                    let proxyErrors = server.errorLog.split(separator: "\n").filter { $0.contains("proxy_fcgi:error") }
+                    print("e2e figure: Apache logged \(proxyErrors.count) proxy_fcgi error(s)")
+                    // Known, but bounded: a few per restart, not a window of failures.
+                    #expect(outcome.failedAnswers < 100, "\(outcome.failedAnswers) failed answers")
+                    withKnownIssue(
+                        "Apache mod_proxy_fcgi reuses a pooled connection the draining app has just closed",
+                        isIntermittent: true
+                    ) {
+                        #expect(
+                            outcome.failedAnswers == 0,
+                            "\(outcome.failedAnswers) failed answers\n\(proxyErrors.prefix(6).joined(separator: "\n"))"
+                        )
+                    }
+                }
+                #expect(directory.read("app-1.status").trimmingCharacters(in: .whitespacesAndNewlines) == "0")
+                let secondPID = try #require(
+                    pid_t(directory.read("app-2.pid").trimmingCharacters(in: .whitespacesAndNewlines))
+                )
+                kill(secondPID, SIGTERM)
+                #expect(
+                    await holderProcess.waitForExit(timeout: .seconds(30)) == .exited(0),
+                    "\(holderProcess.logTail)"
+                )
             }
-            #expect(directory.read("app-1.status").trimmingCharacters(in: .whitespacesAndNewlines) == "0")
-            let secondPID = try #require(
-                pid_t(directory.read("app-2.pid").trimmingCharacters(in: .whitespacesAndNewlines))
-            )
-            kill(secondPID, SIGTERM)
-            #expect(await holderProcess.waitForExit(timeout: .seconds(30)) == .exited(0), "\(holderProcess.logTail)")
         }
     }
 }
