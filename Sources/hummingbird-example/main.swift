@@ -6,6 +6,7 @@ import Glibc
 import GatewayHummingbird
 import Hummingbird
 import Logging
+import NIOPosix
 import SwiftGateway
 
 /// A Hummingbird 2 app served through the gateway: the router is the app's own, unchanged;
@@ -92,7 +93,9 @@ await serve(GatewayHummingbird(router))
 
 /// Serves `router` on Hummingbird's own HTTP/1.1 server at `address` (`HOST:PORT`) until
 /// SIGTERM or SIGINT, then exits: the comparison scripts/bench-frameworks measures. Its logger
-/// says only warnings and errors, as the gateway side runs with `--log-level warning` there.
+/// says only warnings and errors, as the gateway side runs with `--log-level warning` there,
+/// and it has an event loop per CPU the process may use, as the gateway has (Hummingbird's
+/// default, one per core of the machine, would put two loops on the benchmark's one CPU).
 func runOnOwnServer(_ router: Router<BasicRequestContext>, address: String) async -> Never {
     guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
         (1...65535).contains(port), colon > address.startIndex
@@ -105,6 +108,7 @@ func runOnOwnServer(_ router: Router<BasicRequestContext>, address: String) asyn
     let app = Application(
         router: router,
         configuration: .init(address: .hostname(String(address[..<colon]), port: port)),
+        eventLoopGroupProvider: .shared(MultiThreadedEventLoopGroup(numberOfThreads: usableCPUs())),
         logger: logger
     )
     do {
@@ -114,6 +118,18 @@ func runOnOwnServer(_ router: Router<BasicRequestContext>, address: String) asyn
         printError("hummingbird-example: \(error)")
         exit(1)
     }
+}
+
+/// The CPUs in this process's affinity mask (`taskset`), from /proc/self/status; 1 where unknown.
+func usableCPUs() -> Int {
+    guard let file = fopen("/proc/self/status", "r") else { return 1 }
+    defer { fclose(file) }
+    var bytes = [UInt8](repeating: 0, count: 16 * 1024)
+    let read = fread(&bytes, 1, bytes.count, file)
+    let status = String(decoding: bytes[..<read], as: UTF8.self)
+    guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed:") }) else { return 1 }
+    let count = line.dropFirst("Cpus_allowed:".count).compactMap(\.hexDigitValue).reduce(0) { $0 + $1.nonzeroBitCount }
+    return max(1, count)
 }
 #else
 printError("hummingbird-example was built without the Hummingbird trait: swift build --traits Hummingbird")
