@@ -5,6 +5,8 @@ import Glibc
 #if Hummingbird
 import GatewayHummingbird
 import Hummingbird
+import Logging
+import NIOPosix
 import SwiftGateway
 
 /// A Hummingbird 2 app served through the gateway: the router is the app's own, unchanged;
@@ -81,7 +83,54 @@ func paddedLine(_ number: Int, size: Int) -> String {
     return padding > 0 ? text + String(repeating: "x", count: padding) + "\n" : text + "\n"
 }
 
+// For scripts/bench-frameworks only: HUMMINGBIRD_OWN_SERVER=127.0.0.1:PORT runs the same router
+// on Hummingbird's own HTTP server instead, to compare with it behind nginx's `proxy_pass`.
+if let address = getenv("HUMMINGBIRD_OWN_SERVER") {
+    await runOnOwnServer(router, address: String(cString: address))
+}
+
 await serve(GatewayHummingbird(router))
+
+/// Serves `router` on Hummingbird's own HTTP/1.1 server at `address` (`HOST:PORT`) until
+/// SIGTERM or SIGINT, then exits: the comparison scripts/bench-frameworks measures. Its logger
+/// says only warnings and errors, as the gateway side runs with `--log-level warning` there,
+/// and it has an event loop per CPU the process may use, as the gateway has (Hummingbird's
+/// default, one per core of the machine, would put two loops on the benchmark's one CPU).
+func runOnOwnServer(_ router: Router<BasicRequestContext>, address: String) async -> Never {
+    guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
+        (1...65535).contains(port), colon > address.startIndex
+    else {
+        printError("HUMMINGBIRD_OWN_SERVER must be HOST:PORT (e.g. 127.0.0.1:8080), not '\(address)'")
+        exit(64)  // EX_USAGE
+    }
+    var logger = Logger(label: "hummingbird-example")
+    logger.logLevel = .warning
+    let app = Application(
+        router: router,
+        configuration: .init(address: .hostname(String(address[..<colon]), port: port)),
+        eventLoopGroupProvider: .shared(MultiThreadedEventLoopGroup(numberOfThreads: usableCPUs())),
+        logger: logger
+    )
+    do {
+        try await app.runService()
+        exit(0)
+    } catch {
+        printError("hummingbird-example: \(error)")
+        exit(1)
+    }
+}
+
+/// The CPUs in this process's affinity mask (`taskset`), from /proc/self/status; 1 where unknown.
+func usableCPUs() -> Int {
+    guard let file = fopen("/proc/self/status", "r") else { return 1 }
+    defer { fclose(file) }
+    var bytes = [UInt8](repeating: 0, count: 16 * 1024)
+    let read = fread(&bytes, 1, bytes.count, file)
+    let status = String(decoding: bytes[..<read], as: UTF8.self)
+    guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed:") }) else { return 1 }
+    let count = line.dropFirst("Cpus_allowed:".count).compactMap(\.hexDigitValue).reduce(0) { $0 + $1.nonzeroBitCount }
+    return max(1, count)
+}
 #else
 printError("hummingbird-example was built without the Hummingbird trait: swift build --traits Hummingbird")
 exit(69)  // EX_UNAVAILABLE
