@@ -76,9 +76,13 @@ public struct Environ: Sendable {
         get {
             if loggerWasSet { return baseLogger }
             var logger = baseLogger
-            logger[metadataKey: "request-id"] = .stringConvertible(requestID)
-            logger[metadataKey: "method"] = .string(Self.loggable(requestMethod))
-            logger[metadataKey: "path"] = .string(Self.loggable(path))
+            // Set as one dictionary: a handler may re-render all its metadata on every change
+            // (swift-log's StreamLogHandler does), so three keys set one by one cost three times.
+            var metadata = logger.handler.metadata
+            metadata["request-id"] = .stringConvertible(requestID)
+            metadata["method"] = .string(Self.loggable(requestMethod))
+            metadata["path"] = .string(Self.loggable(path))
+            logger.handler.metadata = metadata
             return logger
         }
         set {
