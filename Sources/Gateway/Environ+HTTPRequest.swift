@@ -56,8 +56,9 @@ extension Environ {
         return query.isEmpty ? encodedPath : encodedPath + "?" + query
     }
 
-    /// `path` with every byte outside RFC 3986's `pchar` and `/` percent-encoded.
-    static func percentEncodedPath(_ path: String) -> String {
+    /// `path` with every byte outside RFC 3986's `pchar` and `/` percent-encoded (the bridges'
+    /// mounted target uses it too).
+    package static func percentEncodedPath(_ path: String) -> String {
         let hex = Array("0123456789ABCDEF".utf8)
         var bytes: [UInt8] = []
         bytes.reserveCapacity(path.utf8.count)

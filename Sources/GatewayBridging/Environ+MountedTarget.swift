@@ -22,7 +22,7 @@ extension Environ {
             if rest.hasPrefix("?") { return "/" + rest }
             if rest.hasPrefix("/") { return String(rest) }
         }
-        let encodedPath = Self.percentEncodingPath(pathInfo.isEmpty ? "/" : pathInfo)
+        let encodedPath = Self.percentEncodedPath(pathInfo.isEmpty ? "/" : pathInfo)
         let query = queryString
         return query.isEmpty ? encodedPath : encodedPath + "?" + query
     }
@@ -32,26 +32,5 @@ extension Environ {
         var request = self.request
         request.path = mountedTarget
         return request
-    }
-
-    /// `path` with every byte outside RFC 3986's `pchar` and `/` percent-encoded.
-    static func percentEncodingPath(_ path: String) -> String {
-        let hex = Array("0123456789ABCDEF".utf8)
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(path.utf8.count)
-        for byte in path.utf8 {
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "/"):
-                bytes.append(byte)
-            case _ where Array("-._~!$&'()*+,;=:@".utf8).contains(byte):
-                bytes.append(byte)
-            default:
-                bytes.append(UInt8(ascii: "%"))
-                bytes.append(hex[Int(byte >> 4)])
-                bytes.append(hex[Int(byte & 0x0F)])
-            }
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }
